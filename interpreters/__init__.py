@@ -1,0 +1,171 @@
+"""Multiple interpreters in one process (PEP 554), for CPython 3.8-3.13, in pure Python.
+
+Layout (imports point down only):
+
+    __init__.py    public API (this file): no ctypes here
+    _channels.py   channels: arena-resident state, association rules, waits
+    _interp.py     interpreter lifecycle: create, run, destroy, exit, fork
+    _arena.py      the process-wide raw-memory arena and its lock
+    _exc.py        exceptions and the proxy of an exception raised elsewhere
+    _sub.py        runtime executed inside each new interpreter (not imported there)
+    _capi.py       the only module that imports ctypes: prototypes, raw memory,
+                   the audited thread-state crossing, teardown
+"""
+
+import sys as _sys
+
+if _sys.implementation.name != "cpython" or not (3, 8) <= _sys.version_info < (3, 14):
+    raise ImportError("interpreters needs CPython 3.8-3.13, not %s %s" % (
+        _sys.implementation.name, _sys.version.split()[0]))
+
+import weakref as _weakref
+
+from . import _interp
+from ._exc import (
+    ChannelClosedError, ChannelEmptyError, ChannelError, ChannelNotEmptyError,
+    ChannelNotFoundError, ExceptionInfo, InterpreterError, InterpreterNotFoundError,
+    NotReceivedError, RunFailedError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Interpreter", "create", "get_current", "get_main", "list_all",
+    "InterpreterError", "InterpreterNotFoundError", "RunFailedError", "ExceptionInfo",
+    "ChannelError", "ChannelClosedError", "ChannelEmptyError", "ChannelNotEmptyError",
+    "ChannelNotFoundError", "NotReceivedError",
+]
+
+
+class Interpreter:
+    """A single Python interpreter in this process, named by its id.
+
+    ``Interpreter(id)`` returns the one object for that id in this interpreter.
+    Two objects compare and hash equal when they name the same interpreter.
+    """
+
+    __slots__ = ("_id", "__weakref__")
+    _known = _weakref.WeakValueDictionary()
+
+    def __new__(cls, id):
+        if isinstance(id, bool) or not isinstance(id, int):
+            try:
+                id = int(id.__index__())
+            except (AttributeError, TypeError):
+                raise TypeError("interpreter id must be an int, not %s"
+                                % type(id).__name__) from None
+        if id < 0:
+            raise ValueError("interpreter id must be a non-negative int, got %d" % id)
+        self = cls._known.get(id)
+        if self is None:
+            self = super().__new__(cls)
+            self._id = id
+            cls._known[id] = self
+        return self
+
+    def __reduce__(self):
+        return (type(self), (self._id,))
+
+    def __repr__(self):
+        return "%s(%d)" % (type(self).__name__, self._id)
+
+    def __eq__(self, other):
+        if not isinstance(other, Interpreter):
+            return NotImplemented
+        return self._id == other._id
+
+    def __hash__(self):
+        return hash((Interpreter, self._id))
+
+    @property
+    def id(self):
+        """The interpreter's id (read-only): 0 is the main interpreter."""
+        return self._id
+
+    def is_running(self):
+        """Return whether the interpreter is currently executing code.
+
+        Always True for the main interpreter and for the calling interpreter.
+        """
+        return _interp.is_running(self._id)
+
+    def destroy(self):
+        """Finalize and destroy the interpreter.
+
+        Raises:
+            RuntimeError (InterpreterError): it is running, it is the calling
+                interpreter, or threads started inside it are still alive.
+            InterpreterNotFoundError: it was already destroyed.
+        """
+        _interp.destroy(self._id)
+
+    def run(self, source_str, /, *, channels=None):
+        """Run *source_str* in the interpreter's ``__main__``; block until done.
+
+        The code runs in the calling OS thread; ``__main__`` (and all other
+        state) persists between calls.  If *channels* is given, it maps names
+        to channel ends, which are bound in ``__main__`` before the code runs.
+
+        Raises:
+            TypeError: *source_str* is not a str.
+            ValueError: a value in *channels* is not a RecvChannel/SendChannel.
+            RuntimeError (InterpreterError): the interpreter is already running.
+            RunFailedError: the code raised; the error proxies it (see RunFailedError).
+        """
+        if not isinstance(source_str, str):
+            raise TypeError("run() argument must be str, not %s" % type(source_str).__name__)
+        extra = _channel_spec(channels)
+        _interp.run(self._id, source_str, extra)
+
+
+def _channel_spec(channels):
+    """Validate run(channels=...) and return the marshalled injection (or b"")."""
+    if channels is None:
+        return b""
+    try:
+        items = list(channels.items())
+    except AttributeError:
+        raise TypeError("channels must be a mapping of names to channel ends, not %s"
+                        % type(channels).__name__) from None
+    specs = {}
+    for name, end in items:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError("channels key %r is not a valid identifier" % (name,))
+        spec = getattr(end, "_spec", None)
+        if spec is None or not callable(spec):
+            raise ValueError("channels[%r] must be a RecvChannel or SendChannel, not %s"
+                             % (name, type(end).__name__))
+        specs[name] = spec()
+    if not specs:
+        return b""
+    import marshal
+    return marshal.dumps(specs)
+
+
+def create():
+    """Initialize a new (idle) Python interpreter and return it.
+
+    It is created in the calling thread, may be used from any thread, and
+    starts with this interpreter's ``sys.path``.
+    """
+    return Interpreter(_interp.create())
+
+
+def list_all():
+    """Return every existing interpreter (including ones made by other code)."""
+    return [Interpreter(i) for i in _interp.list_ids()]
+
+
+def get_current():
+    """Return the interpreter the calling thread is running in."""
+    return Interpreter(_interp.current_id())
+
+
+def get_main():
+    """Return the main interpreter."""
+    return Interpreter(0)
+
+
+for _obj in (Interpreter, create, list_all, get_current, get_main):
+    _obj.__module__ = __name__
+del _obj

@@ -1,0 +1,204 @@
+"""The process-wide arena: raw memory that every interpreter of the process finds.
+
+The arena is allocated with PyMem_RawCalloc, outside every interpreter's heap,
+and its address is published in the main interpreter's state dict
+(``PyInterpreterState_GetDict(PyInterpreterState_Main())``, DESIGN.md fact 12):
+every interpreter can read it, including ones created by other code, and child
+processes never inherit it (a forked child sees a different pid and builds a
+fresh arena).  A stale or foreign address is refused: the header carries a magic,
+a layout version and the owning pid, checked before anything else is read.
+
+Header, int64 words:
+
+    0 MAGIC      1 VERSION    2 PID        3 LOCK (raw PyThread lock)
+    4 ISLOTS     address of the interpreter table (NISLOTS slots of ISLOT_WORDS)
+    5 NISLOTS    6 CHANNELS (channel table, see _channels.py)    7 NCHANNELS
+    8 NEXT_CID   next channel id      9 LIVE  interpreter slots in use      10.. reserved
+
+Interpreter slot, int64 words (one per live interpreter made by this package):
+
+    0 ID1        interpreter id + 1; 0 marks a free slot
+    1 INTERP     PyInterpreterState *
+    2 HEAD       the thread state Py_NewInterpreter returned (used to end it)
+    3 BUSY       raw lock held while code runs in it (or it is being destroyed);
+                 allocated once per slot and kept, so a reader that fetched it
+                 just before the interpreter went away never touches freed memory
+    4 IOFD       memfd of the io block (see _sub.py)
+    5 CREATOR    ident of the creating thread
+    6 FLAGS      bit 0: isolated (own GIL)
+    7 TSTATES    address of an array of (thread ident, tstate) pairs
+    8 NTSTATES   pairs in use       9 CAPTSTATES  pairs allocated
+    10 GEN       bumped whenever thread states of this slot are deleted, so every
+                 interpreter's cached crossing for this slot is rebuilt
+
+LOCK guards: slot allocation and release, ID1/INTERP/HEAD/IOFD/CREATOR/FLAGS
+writes, the TSTATES array, GEN, and the channel table.  It is held only for
+short, non-blocking sections: never across a crossing, a run(), or a blocking
+wait; functions named ``*_locked`` expect it held.  Slot words are read without
+it (aligned 8-byte loads are atomic); a reader that needs a stable slot takes
+the slot's BUSY lock, then re-checks ID1.
+"""
+
+import os
+
+from . import _capi
+
+MAGIC = 0x3435355045504950    # "PIPEP554" little-endian
+VERSION = 1
+KEY = "interpreters.arena"
+HEADER_WORDS = 16
+(MAGIC_W, VERSION_W, PID_W, LOCK_W, ISLOTS_W, NISLOTS_W, CHANNELS_W, NCHANNELS_W, NEXT_CID_W,
+ LIVE_W) = range(10)
+
+NISLOTS = 4096
+ISLOT_WORDS = 16
+(ID1, INTERP, HEAD, BUSY, IOFD, CREATOR, FLAGS, TSTATES, NTSTATES, CAPTSTATES,
+ GEN) = range(11)
+
+
+class Arena:
+    """A view of the arena: ``header`` and ``slots`` are int64 memoryviews."""
+
+    def __init__(self, addr):
+        self.addr = addr
+        self.header = _capi.raw_view(addr, HEADER_WORDS * 8).cast("q")
+        h = self.header
+        if h[MAGIC_W] != MAGIC or h[VERSION_W] != VERSION:
+            raise ImportError("interpreters: the shared arena at %#x is not ours "
+                              "(magic %#x, version %d)" % (addr, h[MAGIC_W], h[VERSION_W]))
+        self.lock = h[LOCK_W]
+        self.slots = _capi.raw_view(h[ISLOTS_W], h[NISLOTS_W] * ISLOT_WORDS * 8).cast("q")
+        self.nslots = h[NISLOTS_W]
+
+    # -- the lock ------------------------------------------------------------------
+    def __enter__(self):
+        _capi.lock_wait(self.lock)   # short sections only: a wait is a rare contention
+        return self
+
+    def __exit__(self, *exc):
+        _capi.lock_release(self.lock)
+
+    # -- interpreter slots ---------------------------------------------------------
+    def word(self, slot, field):
+        return self.slots[slot * ISLOT_WORDS + field]
+
+    def set_word(self, slot, field, value):
+        self.slots[slot * ISLOT_WORDS + field] = value
+
+    def find_slot(self, iid):
+        """Return the slot of interpreter *iid*, or None (no lock needed)."""
+        target = iid + 1
+        s = self.slots
+        for i in range(0, self.nslots * ISLOT_WORDS, ISLOT_WORDS):
+            if s[i] == target:
+                return i // ISLOT_WORDS
+        return None
+
+    def live_count(self):
+        return self.header[LIVE_W]
+
+    def live_slots(self):
+        s = self.slots
+        return [i // ISLOT_WORDS for i in range(0, self.nslots * ISLOT_WORDS, ISLOT_WORDS)
+                if s[i]]
+
+    def alloc_slot_locked(self, iid, interp, head, iofd, creator, flags=0):
+        s = self.slots
+        for slot in range(self.nslots):
+            base = slot * ISLOT_WORDS
+            if s[base + ID1] == 0:
+                break
+        else:
+            raise RuntimeError("too many live interpreters (%d)" % self.nslots)
+        if not s[base + BUSY]:
+            s[base + BUSY] = _capi.lock_alloc()
+        if not s[base + TSTATES]:
+            s[base + TSTATES] = _capi.raw_alloc(8 * 2 * 8)
+            s[base + CAPTSTATES] = 8
+        s[base + INTERP] = interp
+        s[base + HEAD] = head
+        s[base + IOFD] = iofd
+        s[base + CREATOR] = creator
+        s[base + FLAGS] = flags
+        s[base + NTSTATES] = 0
+        s[base + GEN] += 1
+        s[base + ID1] = iid + 1     # last: the slot becomes visible
+        self.header[LIVE_W] += 1
+        return slot
+
+    def free_slot_locked(self, slot):
+        base = slot * ISLOT_WORDS
+        s = self.slots
+        s[base + ID1] = 0
+        self.header[LIVE_W] -= 1
+        s[base + NTSTATES] = 0
+        s[base + GEN] += 1
+        for f in (INTERP, HEAD, IOFD, CREATOR, FLAGS):
+            s[base + f] = 0
+
+    def tstates_locked(self, slot):
+        """Return [(ident, tstate), ...] registered for *slot*."""
+        base = slot * ISLOT_WORDS
+        n = self.slots[base + NTSTATES]
+        if not n:
+            return []
+        arr = _capi.raw_view(self.slots[base + TSTATES], n * 16).cast("Q")
+        return [(arr[2 * i], arr[2 * i + 1]) for i in range(n)]
+
+    def add_tstate_locked(self, slot, ident, tstate):
+        base = slot * ISLOT_WORDS
+        s = self.slots
+        n, cap = s[base + NTSTATES], s[base + CAPTSTATES]
+        if n == cap:
+            new = _capi.raw_alloc(cap * 2 * 16)
+            _capi.raw_view(new, cap * 16)[:] = _capi.raw_view(s[base + TSTATES], cap * 16)
+            old = s[base + TSTATES]
+            s[base + TSTATES] = new
+            s[base + CAPTSTATES] = cap * 2
+            _capi.raw_free(old)
+        arr = _capi.raw_view(s[base + TSTATES], (n + 1) * 16).cast("Q")
+        arr[2 * n] = ident
+        arr[2 * n + 1] = tstate
+        s[base + NTSTATES] = n + 1
+
+    def drop_tstates_locked(self, slot):
+        base = slot * ISLOT_WORDS
+        self.slots[base + NTSTATES] = 0
+        self.slots[base + GEN] += 1
+
+
+def _create():
+    addr = _capi.raw_alloc(HEADER_WORDS * 8)
+    h = _capi.raw_view(addr, HEADER_WORDS * 8).cast("q")
+    h[LOCK_W] = _capi.lock_alloc()
+    h[ISLOTS_W] = _capi.raw_alloc(NISLOTS * ISLOT_WORDS * 8)
+    h[NISLOTS_W] = NISLOTS
+    h[NEXT_CID_W] = 1
+    h[PID_W] = os.getpid()
+    h[VERSION_W] = VERSION
+    h[MAGIC_W] = MAGIC
+    h.release()
+    return addr
+
+
+def _valid(addr):
+    if not addr:
+        return False
+    h = _capi.raw_view(addr, HEADER_WORDS * 8).cast("q")
+    try:
+        return h[MAGIC_W] == MAGIC and h[PID_W] == os.getpid()
+    finally:
+        h.release()
+
+
+def attach():
+    """Return the process's Arena, creating it when called in the main interpreter."""
+    addr = _capi.main_dict_get(KEY)
+    if addr and _valid(addr):
+        return Arena(addr)
+    if _capi.current_interp() != _capi.main_interp():
+        raise ImportError("interpreters: import the package in the main interpreter "
+                          "first (no shared arena is published yet)")
+    addr = _create()   # none yet, or a forked parent's (other pid): start afresh
+    _capi.main_dict_set(KEY, addr)
+    return Arena(addr)

@@ -1,0 +1,485 @@
+"""The package's only contact with ctypes: libpython's C-API, raw memory and teardown.
+
+Everything the rest of the package needs from C goes through the names defined
+here.  Three rules hold throughout (DESIGN.md section 3):
+
+* Every prototype is declared once, in ``_PROTOTYPES``, with its C signature,
+  the versions it is bound on, and whether the GIL is kept during the call.
+  Objects are bound from a private handle on libpython, never by mutating
+  ``ctypes.pythonapi``.
+* Every switch of the current thread state into another interpreter happens in
+  ``_cross()``, as one chain of C calls with prebuilt arguments, so that no
+  bytecode runs and nothing is allocated while a foreign thread state is
+  current.
+* A call that returns with no current thread state (``Py_EndInterpreter``) is
+  never made through ctypes' normal call path; ``_cross(END, ...)`` runs it on a
+  glibc ucontext chain that switches back before control returns to ctypes.
+
+This module imports nothing from the package.
+"""
+
+import collections
+import functools
+import itertools
+import operator
+import os
+import sys
+import threading
+import time
+
+import ctypes
+from ctypes import c_char, c_int, c_int64, c_longlong, c_size_t, c_ulong, c_void_p
+
+PYVER = sys.version_info[:2]
+PYVER_STR = "%d.%d" % PYVER
+
+if sys.platform != "linux":  # pragma: no cover - the project targets Linux/glibc
+    raise ImportError(
+        "interpreters needs Linux with glibc (memfd_create and ucontext teardown), "
+        "not %s" % sys.platform)
+
+# A private handle on the running libpython: prototypes bound here never touch
+# the shared ctypes.pythonapi objects.
+_libpython = ctypes.PyDLL(None)
+try:
+    _libc = ctypes.PyDLL("libc.so.6")
+except OSError as exc:  # pragma: no cover
+    raise ImportError("interpreters needs glibc (libc.so.6): %s" % exc) from None
+
+
+class _Proto:
+    __slots__ = ("name", "symbol", "restype", "argtypes", "since", "until", "gil", "dll")
+
+    def __init__(self, name, restype, argtypes, since=(3, 8), until=(3, 14), gil="held",
+                 symbol=None, dll="python"):
+        self.name = name
+        self.symbol = symbol or name
+        self.restype = restype
+        self.argtypes = argtypes
+        self.since = since
+        self.until = until
+        self.gil = gil          # "held": PyDLL semantics; "released": dropped during the call
+        self.dll = dll
+
+
+_P = _Proto
+_PROTOTYPES = (
+    # --- interpreters and thread states (GIL held) ---------------------------------
+    # PyThreadState *Py_NewInterpreter(void)      -- only inside _cross(NEW); result via swap
+    _P("_new_interpreter", None, None, symbol="Py_NewInterpreter"),
+    # PyThreadState *PyThreadState_Swap(PyThreadState *)   -- chain form: result dropped
+    _P("_swap", None, None, symbol="PyThreadState_Swap"),
+    # PyThreadState *PyThreadState_Swap(PyThreadState *)   -- last link of NEW: returns the sub
+    _P("_swap_back_result", c_void_p, None, symbol="PyThreadState_Swap"),
+    # int PyRun_SimpleString(const char *)        -- only inside _cross(RUN); never raises
+    _P("_run_simple", None, None, symbol="PyRun_SimpleString"),
+    # void PyThreadState_Clear(PyThreadState *)   -- only inside _cross(CLEAR)
+    _P("_tstate_clear", None, None, symbol="PyThreadState_Clear"),
+    # PyThreadState *PyThreadState_Get(void)
+    _P("PyThreadState_Get", c_void_p, ()),
+    # PyThreadState *PyThreadState_New(PyInterpreterState *)
+    _P("PyThreadState_New", c_void_p, (c_void_p,)),
+    # void PyThreadState_Delete(PyThreadState *)  -- the tstate must not be current
+    _P("PyThreadState_Delete", None, (c_void_p,)),
+    # PyThreadState *PyThreadState_Next(PyThreadState *)
+    _P("PyThreadState_Next", c_void_p, (c_void_p,)),
+    # PyInterpreterState *PyThreadState_GetInterpreter(PyThreadState *)   -- 3.9+
+    _P("PyThreadState_GetInterpreter", c_void_p, (c_void_p,), since=(3, 9)),
+    # PyInterpreterState *PyInterpreterState_Head(void)
+    _P("PyInterpreterState_Head", c_void_p, ()),
+    # PyInterpreterState *PyInterpreterState_Main(void)
+    _P("PyInterpreterState_Main", c_void_p, ()),
+    # PyInterpreterState *PyInterpreterState_Next(PyInterpreterState *)
+    _P("PyInterpreterState_Next", c_void_p, (c_void_p,)),
+    # PyThreadState *PyInterpreterState_ThreadHead(PyInterpreterState *)
+    _P("PyInterpreterState_ThreadHead", c_void_p, (c_void_p,)),
+    # int64_t PyInterpreterState_GetID(PyInterpreterState *)
+    _P("PyInterpreterState_GetID", c_int64, (c_void_p,)),
+    # PyObject *PyInterpreterState_GetDict(PyInterpreterState *)   -- borrowed
+    _P("PyInterpreterState_GetDict", c_void_p, (c_void_p,)),
+    # PyInterpreterState *PyInterpreterState_Get(void)   -- 3.8 exports it with a leading "_"
+    _P("PyInterpreterState_Get", c_void_p, (), until=(3, 9), symbol="_PyInterpreterState_Get"),
+    _P("PyInterpreterState_Get", c_void_p, (), since=(3, 9)),
+    # PyObject *PyDict_GetItemString(PyObject *, const char *)   -- borrowed, never raises
+    _P("PyDict_GetItemString", c_void_p, (c_void_p, ctypes.c_char_p)),
+    # void *PyLong_AsVoidPtr(PyObject *)   -- reads a borrowed int, no refcount change
+    _P("PyLong_AsVoidPtr", c_void_p, (c_void_p,)),
+    # int PyErr_CheckSignals(void)   -- raises KeyboardInterrupt etc. in the main thread
+    _P("PyErr_CheckSignals", c_int, ()),
+    # --- raw memory and locks (no GIL needed; bound "held" unless they block) ------
+    # void *PyMem_RawCalloc(size_t nelem, size_t elsize)
+    _P("PyMem_RawCalloc", c_void_p, (c_size_t, c_size_t)),
+    # void PyMem_RawFree(void *)
+    _P("PyMem_RawFree", None, (c_void_p,)),
+    # PyThread_type_lock PyThread_allocate_lock(void)
+    _P("PyThread_allocate_lock", c_void_p, ()),
+    # void PyThread_free_lock(PyThread_type_lock)
+    _P("PyThread_free_lock", None, (c_void_p,)),
+    # void PyThread_release_lock(PyThread_type_lock)
+    _P("PyThread_release_lock", None, (c_void_p,)),
+    # PyLockStatus PyThread_acquire_lock_timed(lock, long long microseconds, int intr_flag)
+    #   "held" form: only ever called with timeout 0 (never blocks)
+    _P("_lock_try", c_int, (c_void_p, c_longlong, c_int), symbol="PyThread_acquire_lock_timed"),
+    #   "released" form: blocking waits drop the GIL (a held form would deadlock)
+    _P("_lock_wait", c_int, (c_void_p, c_longlong, c_int), gil="released",
+       symbol="PyThread_acquire_lock_timed"),
+    # --- glibc ucontext, for the teardown chain ------------------------------------
+    # int getcontext(ucontext_t *)
+    _P("_getcontext", c_int, (c_void_p,), symbol="getcontext", dll="libc"),
+    # void makecontext(ucontext_t *, void (*)(void), int argc, ...)   -- variadic
+    _P("_makecontext", None, None, symbol="makecontext", dll="libc"),
+    # int swapcontext(ucontext_t *oucp, const ucontext_t *ucp)
+    _P("_swapcontext", c_int, (c_void_p, c_void_p), symbol="swapcontext", dll="libc"),
+)
+
+
+def _unavailable(proto):
+    def call(*args):
+        raise NotImplementedError(
+            "%s() needs CPython %d.%d to %d.%d, this is %s"
+            % (proto.symbol, proto.since[0], proto.since[1], proto.until[0],
+               proto.until[1] - 1, PYVER_STR))
+    call.__name__ = proto.name
+    return call
+
+
+def _bind(proto):
+    dll = _libpython if proto.dll == "python" else _libc
+    try:
+        fn = dll[proto.symbol]   # __getitem__ returns a fresh function object each time
+    except AttributeError:
+        raise ImportError("interpreters: libpython %s does not export %s"
+                          % (PYVER_STR, proto.symbol)) from None
+    if proto.gil == "released":
+        # Same symbol, but called like a CDLL function: the GIL is dropped for the
+        # duration and the saved thread state restored afterwards.
+        fn = ctypes.CFUNCTYPE(proto.restype, *proto.argtypes)(ctypes.cast(fn, c_void_p).value)
+    else:
+        fn.restype = proto.restype
+        if proto.argtypes is not None:
+            fn.argtypes = proto.argtypes
+    return fn
+
+
+def _bind_all():
+    names = {}
+    for proto in _PROTOTYPES:
+        if proto.since <= PYVER < proto.until:
+            names[proto.name] = _bind(proto)
+        elif proto.name not in names:
+            names[proto.name] = _unavailable(proto)
+    return names
+
+
+globals().update(_bind_all())
+
+# Py_EndInterpreter is looked up as an address only: it is never called from ctypes.
+_END_INTERPRETER_ADDR = ctypes.cast(_libpython.Py_EndInterpreter, c_void_p).value
+_SWAP_ADDR = ctypes.cast(_libpython.PyThreadState_Swap, c_void_p).value
+
+
+def tstate_interp(tstate):
+    """Return the PyInterpreterState address a thread state belongs to."""
+    if PYVER >= (3, 9):
+        return PyThreadState_GetInterpreter(tstate)  # noqa: F821 (bound above)
+    # 3.8: struct _ts { struct _ts *prev, *next; PyInterpreterState *interp; ... }
+    return c_void_p.from_address(tstate + 2 * ctypes.sizeof(c_void_p)).value
+
+
+# ---------------------------------------------------------------------------------
+# Raw memory and raw locks.  The memory is outside every interpreter's heap, so it
+# may be shared between interpreters; locks are PyThread locks, which have no
+# owner and may be released by any thread of any interpreter.
+
+def raw_alloc(nbytes):
+    addr = PyMem_RawCalloc(1, nbytes)  # noqa: F821
+    if not addr:
+        raise MemoryError("cannot allocate %d bytes of shared memory" % nbytes)
+    return addr
+
+
+raw_free = PyMem_RawFree  # noqa: F821
+
+
+def raw_view(addr, nbytes):
+    """Return a writable memoryview of *nbytes* at *addr* (format 'B')."""
+    return memoryview((c_char * nbytes).from_address(addr)).cast("B")
+
+
+def raw_string_at(addr, nbytes):
+    return ctypes.string_at(addr, nbytes)
+
+
+def lock_alloc():
+    lock = PyThread_allocate_lock()  # noqa: F821
+    if not lock:
+        raise MemoryError("cannot allocate a lock")
+    return lock
+
+
+lock_free = PyThread_free_lock  # noqa: F821
+lock_release = PyThread_release_lock  # noqa: F821
+
+
+def lock_try(lock):
+    """Take *lock* if it is free; never blocks.  Return True if taken."""
+    return _lock_try(lock, 0, 0) == 1  # noqa: F821
+
+
+_SLICE_US = 50000   # blocking waits wake every 50 ms to run signal handlers
+
+
+def lock_wait(lock, timeout=None):
+    """Take *lock*, waiting with the GIL released.  Return False on timeout.
+
+    The wait is cut into slices so that Ctrl-C (and any other signal handler)
+    runs promptly in the main thread: PyErr_CheckSignals() raises from here.
+    """
+    if _lock_try(lock, 0, 0) == 1:  # noqa: F821
+        return True
+    if timeout is not None:
+        deadline = time.monotonic() + timeout
+    while True:
+        if timeout is None:
+            slice_us = _SLICE_US
+        else:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            slice_us = max(1, min(_SLICE_US, int(left * 1e6)))
+        if _lock_wait(lock, slice_us, 1) == 1:  # noqa: F821
+            return True
+        # A handler that raised (Ctrl-C) leaves its exception set; ctypes raises it here.
+        PyErr_CheckSignals()  # noqa: F821
+
+
+def current_interp():
+    """Return the PyInterpreterState address of the calling thread."""
+    return PyInterpreterState_Get()  # noqa: F821
+
+
+def interp_id(interp):
+    return PyInterpreterState_GetID(interp)  # noqa: F821
+
+
+def iter_interps():
+    """Yield (id, PyInterpreterState address) for every interpreter, newest first."""
+    interp = PyInterpreterState_Head()  # noqa: F821
+    while interp:
+        yield PyInterpreterState_GetID(interp), interp  # noqa: F821
+        interp = PyInterpreterState_Next(interp)  # noqa: F821
+
+
+def interp_tstates(interp):
+    """Return the addresses of every thread state of *interp*."""
+    out = []
+    ts = PyInterpreterState_ThreadHead(interp)  # noqa: F821
+    while ts:
+        out.append(ts)
+        ts = PyThreadState_Next(ts)  # noqa: F821
+    return out
+
+
+def main_interp():
+    return PyInterpreterState_Main()  # noqa: F821
+
+
+def main_dict_get(key):
+    """Read an int stored under *key* in the main interpreter's state dict.
+
+    Nothing here touches a reference count of a main-interpreter object, so it
+    is safe from any interpreter.  Return None when the key is missing.
+    """
+    d = PyInterpreterState_GetDict(PyInterpreterState_Main())  # noqa: F821
+    if not d:
+        return None
+    item = PyDict_GetItemString(d, key.encode())  # noqa: F821
+    if not item:
+        return None
+    return PyLong_AsVoidPtr(item) or 0  # noqa: F821
+
+
+def main_dict_set(key, value):
+    """Store the int *value* under *key* in the main interpreter's state dict.
+
+    Only called from the main interpreter (the dict and the int belong to it).
+    """
+    d = PyInterpreterState_GetDict(PyInterpreterState_Main())  # noqa: F821
+    ctypes.cast(d, ctypes.py_object).value[key] = value
+
+
+# ---------------------------------------------------------------------------------
+# The crossing.
+
+NEW, RUN, CLEAR, END = "new", "run", "clear", "end"
+
+# 3.11+: operator.call makes zero allocations (DESIGN.md fact 3).  3.8-3.10 have no
+# operator.call; partial.__call__ allocates transient argument tuples, which is
+# safe there because every interpreter shares one allocator before 3.12.
+_CALL = getattr(operator, "call", None) or functools.partial.__call__
+
+
+def _chain(calls, results=False, _deque=collections.deque, _map=map, _call=_CALL):
+    """Call each partial in *calls* back to back, inside C."""
+    if results:
+        return list(_map(_call, calls))
+    _deque(_map(_call, calls), maxlen=0)
+    return None
+
+
+def ptr_arg(addr):
+    """A prebuilt pointer argument: passing it allocates nothing (DESIGN.md fact 3)."""
+    return ctypes.byref(c_char.from_address(addr))
+
+
+def code_arg(source_bytes):
+    """A prebuilt ``const char *`` argument, private to its caller."""
+    return ctypes.byref(ctypes.create_string_buffer(source_bytes))
+
+
+def run_calls(sub_tstate, code, back_tstate):
+    """Prebuild the call list of ``_cross(RUN)``; keep it private to one thread."""
+    return (functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
+            functools.partial(_run_simple, code),  # noqa: F821
+            functools.partial(_swap, ptr_arg(back_tstate)))  # noqa: F821
+
+
+def _cross(op, sub_tstate=None, calls=None):
+    """AUDITED CROSSING: the package's only switches into another interpreter.
+
+    NEW:   [Py_NewInterpreter(), Swap(back)] -> return the new sub's tstate.
+    RUN:   *calls* from run_calls(): [Swap(sub), PyRun_SimpleString(code), Swap(back)].
+           PyRun_SimpleString never leaves an exception set (it prints and clears
+           it), and the code it runs catches SystemExit itself, so nothing in the
+           chain can raise while the sub is current.
+    CLEAR: [Swap(sub), PyThreadState_Clear(sub), Swap(back)]; the caller then
+           deletes the (no longer current) tstate.
+    END:   [Swap(sub), Py_EndInterpreter(sub), Swap(back)] on glibc ucontexts
+           entered by one swapcontext() call: Py_EndInterpreter leaves no
+           current thread state, which no ctypes call may return into.
+
+    Every argument is built before the first switch and is private to the
+    calling thread; the chain runs inside C, so the calling frame executes no
+    bytecode until the original thread state is current again.
+    """
+    back = PyThreadState_Get()  # noqa: F821
+    if op == RUN:
+        _chain(calls)
+        return None
+    if op == NEW:
+        # Py_NewInterpreter leaves the new tstate current; swapping back returns it
+        # (the int is built by ctypes after the swap, so in the caller's interpreter).
+        return _chain((functools.partial(_new_interpreter),  # noqa: F821
+                       functools.partial(_swap_back_result, ptr_arg(back))),  # noqa: F821
+                      results=True)[1]
+    if op == CLEAR:
+        _chain((functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
+                functools.partial(_tstate_clear, ptr_arg(sub_tstate)),  # noqa: F821
+                functools.partial(_swap, ptr_arg(back))))  # noqa: F821
+        return None
+    if op == END:
+        _end_on_ucontexts(sub_tstate, back)
+        return None
+    raise ValueError("unknown crossing %r" % (op,))
+
+
+# --- teardown on glibc ucontexts (DESIGN.md fact 6a) -------------------------------
+# ucontext_t on x86-64 glibc: uc_link at 8, uc_stack.ss_sp at 16, ss_flags at 24,
+# ss_size at 32; sizeof(ucontext_t) is 968 on glibc 2.36, so 4096 leaves room.
+_UC_SIZE = 4096
+_UC_STACK = 1 << 20
+_uc_lock = threading.Lock()   # the three stacks below are process-wide
+_uc_stacks = []
+
+
+def _uc_prepare(func_addr, arg, stack, link):
+    uc = ctypes.create_string_buffer(_UC_SIZE)
+    a = ctypes.addressof(uc)
+    if _getcontext(a):  # noqa: F821
+        raise OSError("getcontext() failed")
+    c_void_p.from_address(a + 8).value = link
+    c_void_p.from_address(a + 16).value = ctypes.addressof(stack)
+    c_int.from_address(a + 24).value = 0
+    c_size_t.from_address(a + 32).value = ctypes.sizeof(stack)
+    _makecontext(c_void_p(a), c_void_p(func_addr), c_int(1), c_void_p(arg))  # noqa: F821
+    return uc
+
+
+def _end_on_ucontexts(sub_tstate, back_tstate):
+    with _uc_lock:
+        if not _uc_stacks:
+            _uc_stacks.extend(ctypes.create_string_buffer(_UC_STACK) for _ in range(3))
+        ret = ctypes.create_string_buffer(_UC_SIZE)
+        c3 = _uc_prepare(_SWAP_ADDR, back_tstate, _uc_stacks[2], ctypes.addressof(ret))
+        c2 = _uc_prepare(_END_INTERPRETER_ADDR, sub_tstate, _uc_stacks[1], ctypes.addressof(c3))
+        c1 = _uc_prepare(_SWAP_ADDR, sub_tstate, _uc_stacks[0], ctypes.addressof(c2))
+        if _swapcontext(ctypes.addressof(ret), ctypes.addressof(c1)):  # noqa: F821
+            raise OSError("swapcontext() failed")
+
+
+# --- unlinking at exit --------------------------------------------------------------
+# A sub that cannot be ended at exit (still running in a daemon thread, or with
+# threads of its own) makes CPython's finalization abort.  It is taken off the
+# runtime's list instead: struct pyinterpreters {mutex; head; main; next_id} inside
+# _PyRuntime (head and main adjacent on 3.8-3.13), and PyInterpreterState.next
+# (offset 0 on 3.8-3.12; on 3.13 after the ceval state, found and checked below).
+
+def _runtime_head_addr():
+    base = ctypes.addressof(c_void_p.in_dll(_libpython, "_PyRuntime"))
+    head, main = PyInterpreterState_Head(), PyInterpreterState_Main()  # noqa: F821
+    words = (c_void_p * 8192).from_address(base)
+    found = [i for i in range(8191) if words[i] == head and words[i + 1] == main]
+    if len(found) != 1:
+        raise RuntimeError("cannot locate the runtime's interpreter list (%d matches)"
+                           % len(found))
+    return base + 8 * found[0]
+
+
+def _next_field_addr(interp):
+    nxt, iid = PyInterpreterState_Next(interp), PyInterpreterState_GetID(interp)  # noqa: F821
+    words = (c_int64 * 8192).from_address(interp)
+    if PYVER < (3, 12):
+        if c_void_p.from_address(interp).value != nxt:
+            raise RuntimeError("unexpected PyInterpreterState layout")
+        return interp
+    found = [i for i in range(8191)
+             if (words[i] & 0xFFFFFFFFFFFFFFFF) == (nxt or 0) and words[i + 1] == iid]
+    if len(found) != 1:
+        raise RuntimeError("cannot locate PyInterpreterState.next (%d matches)" % len(found))
+    return interp + 8 * found[0]
+
+
+def unlink_interpreter(interp):
+    """Take *interp* off the runtime's interpreter list; it is never freed."""
+    head_addr = _runtime_head_addr()
+    target_next = PyInterpreterState_Next(interp)  # noqa: F821
+    if c_void_p.from_address(head_addr).value == interp:
+        c_void_p.from_address(head_addr).value = target_next
+        return
+    prev = c_void_p.from_address(head_addr).value
+    while prev:
+        nxt = PyInterpreterState_Next(prev)  # noqa: F821
+        if nxt == interp:
+            c_void_p.from_address(_next_field_addr(prev)).value = target_next
+            return
+        prev = nxt
+
+
+def new_interpreter():
+    """Create a legacy (shared-GIL) subinterpreter; return its head thread state."""
+    return _cross(NEW)
+
+
+def run_prebuilt(calls):
+    _cross(RUN, calls=calls)
+
+
+def delete_tstate(tstate):
+    """Clear and delete a parked (not current anywhere) thread state of a sub."""
+    _cross(CLEAR, tstate)
+    PyThreadState_Delete(tstate)  # noqa: F821
+
+
+def end_interpreter(head_tstate):
+    """Finalize the sub whose only remaining thread state is *head_tstate*."""
+    _cross(END, head_tstate)

@@ -1,0 +1,475 @@
+"""Interpreter lifecycle: create, run, destroy, exit and fork handling.
+
+State shared between interpreters lives in the arena (``_arena.py``); what is
+kept here is a per-interpreter cache of it (mappings of io blocks, prebuilt
+crossings), always checked against the arena before use.
+"""
+
+import atexit
+import marshal
+import mmap
+import os
+import sys
+import threading
+import time
+
+from . import _arena, _capi, _exc, _sub
+
+PYVER = sys.version_info[:2]
+IO_SIZE = 1 << 16
+_RUN_ENTRY = b"__interpreters_run__()"
+
+_arena_obj = _arena.attach()
+_A = _arena_obj                      # short alias for hot paths
+_IS_MAIN = _capi.current_interp() == _capi.main_interp()
+_local_lock = threading.Lock()       # this interpreter's caches only (never cross-interp)
+_io = {}         # slot -> (gen-independent) [ID1, mmap, words view, size]
+_crossings = {}  # (slot, thread ident) -> (ID1, GEN, calls)
+
+with open(_sub.__file__, "rb") as _f:
+    _SUB_SOURCE = _f.read()
+_SUB_FILE = os.path.abspath(_sub.__file__)
+
+
+def bootstrap_code(fd, iid, path):
+    """Source run once in a new interpreter to install the runtime of _sub.py.
+
+    It leaves no name in the interpreter's ``__main__``.
+    """
+    return ("(lambda ns: (exec(compile(%r, %r, 'exec'), ns), ns['_install'](%d, %d, %r)))"
+            "({'__name__': '_interpreters_sub'})\n"
+            % (_SUB_SOURCE, _SUB_FILE, fd, iid, list(path))).encode()
+
+
+# ------------------------------------------------------------------------------------
+# The GIL poker (DESIGN.md fact 8): on 3.9-3.12 a thread waiting for the shared GIL
+# as a subinterpreter's thread never makes a CPU-bound thread of the main interpreter
+# drop it.  A main-interpreter thread that wakes every millisecond while any
+# subinterpreter exists makes the request that the waiter cannot.
+
+_POKER_NEEDED = (3, 9) <= PYVER <= (3, 12)
+_poker = None
+_creating = [0]     # creations in progress in this interpreter
+
+
+def _poke():
+    global _poker
+    while True:
+        with _local_lock:
+            if _exiting or not (_creating[0] or _A.live_count()):
+                _poker = None
+                return
+        time.sleep(0.001)
+
+
+def _ensure_poker():
+    """Start the poker if needed; call with _creating[0] already raised."""
+    global _poker
+    if not (_POKER_NEEDED and _IS_MAIN):
+        return
+    with _local_lock:
+        if _poker is None:
+            _poker = threading.Thread(target=_poke, name="interpreters-gil-poker", daemon=True)
+            _poker.start()
+
+
+# ------------------------------------------------------------------------------------
+# io blocks
+
+def _io_for(slot, id1):
+    """Return [id1, mm, words, size] for *slot*, mapping the memfd on first use."""
+    entry = _io.get(slot)
+    if entry is not None and entry[0] == id1:
+        if entry[2][_sub.CAP] == entry[3]:
+            return entry
+    elif entry is not None:
+        _unmap(slot)
+    fd = _A.word(slot, _arena.IOFD)
+    size = os.fstat(fd).st_size
+    if entry is not None and entry[0] == id1:
+        _unmap(slot)
+    mm = mmap.mmap(fd, size)
+    words = memoryview(mm).cast("q")
+    entry = [id1, mm, words, size]
+    _io[slot] = entry
+    return entry
+
+
+def _unmap(slot):
+    entry = _io.pop(slot, None)
+    if entry is not None:
+        entry[2].release()
+        entry[1].close()
+
+
+def _write_source(slot, entry, data, extra=b""):
+    need = _sub.HDR + len(data) + len(extra)
+    if need > entry[3]:
+        fd = _A.word(slot, _arena.IOFD)
+        size = max(need, 2 * entry[3])
+        os.ftruncate(fd, size)
+        entry[2][_sub.CAP] = size
+        entry = _io_for(slot, entry[0])
+    mm, words = entry[1], entry[2]
+    mm[_sub.HDR:_sub.HDR + len(data)] = data
+    if extra:
+        mm[_sub.HDR + len(data):need] = extra
+    words[_sub.SRCLEN] = len(data)
+    words[_sub.EXTRA] = len(extra)
+    return entry
+
+
+# ------------------------------------------------------------------------------------
+# lookups
+
+_slot_cache = {}   # iid -> slot (checked against the arena's ID1 on every use)
+
+
+def slot_of(iid):
+    """Return the arena slot of interpreter *iid*, or raise InterpreterNotFoundError."""
+    slot = _slot_cache.get(iid)
+    if slot is not None and _A.word(slot, _arena.ID1) == iid + 1:
+        return slot
+    slot = _A.find_slot(iid)
+    if slot is not None:
+        _slot_cache[iid] = slot
+    else:
+        _slot_cache.pop(iid, None)
+        if iid == 0 or any(i == iid for i, _ in _capi.iter_interps()):
+            raise _exc.InterpreterError(
+                "interpreter %d was not created by this package; "
+                "it cannot be run or destroyed from here" % iid)
+        raise _exc.InterpreterNotFoundError(
+            "interpreter %d does not exist (already destroyed?)" % iid)
+    return slot
+
+
+def list_ids():
+    return [iid for iid, _ in _capi.iter_interps()]
+
+
+def current_id():
+    return _capi.interp_id(_capi.current_interp())
+
+
+def exists(iid):
+    return any(i == iid for i, _ in _capi.iter_interps())
+
+
+def is_isolated(iid):
+    slot = _A.find_slot(iid)
+    return bool(slot is not None and _A.word(slot, _arena.FLAGS) & 1)
+
+
+# ------------------------------------------------------------------------------------
+# create
+
+def create():
+    """Create a legacy (shared-GIL) interpreter with the runtime installed; return its id."""
+    if _exiting:
+        raise _exc.InterpreterError("cannot create an interpreter: the process is exiting")
+    _creating[0] += 1      # Py_NewInterpreter itself can stall without the poker
+    try:
+        _ensure_poker()
+        return _create()
+    finally:
+        _creating[0] -= 1
+
+
+def _create():
+    head = _capi.new_interpreter()
+    if not head:
+        raise _exc.InterpreterError("Py_NewInterpreter() failed")
+    interp = _capi.tstate_interp(head)
+    iid = _capi.interp_id(interp)
+    try:
+        fd = os.memfd_create("interpreters-io-%d" % iid, os.MFD_CLOEXEC)
+    except OSError:
+        _capi.end_interpreter(head)
+        raise
+    os.ftruncate(fd, IO_SIZE)
+    creator = threading.get_ident()
+    with _A:
+        slot = _A.alloc_slot_locked(iid, interp, head, fd, creator)
+        _A.add_tstate_locked(slot, creator, head)
+    try:
+        entry = _io_for(slot, iid + 1)
+        entry[2][_sub.CAP] = entry[3]
+        code = _capi.code_arg(bootstrap_code(fd, iid, sys.path))
+        _capi.run_prebuilt(_capi.run_calls(head, code, _capi.PyThreadState_Get()))
+        if entry[2][_sub.READY] != _sub.MAGIC:
+            raise _exc.InterpreterError(
+                "could not install the runtime in interpreter %d (see stderr)" % iid)
+    except BaseException:
+        _teardown(slot, iid)
+        raise
+    return iid
+
+
+# ------------------------------------------------------------------------------------
+# run
+
+def _crossing_for(slot, id1):
+    """Return the prebuilt RUN calls for this thread, creating its tstate if needed."""
+    ident = threading.get_ident()
+    key = (slot, ident)
+    cached = _crossings.get(key)
+    gen = _A.word(slot, _arena.GEN)
+    if cached is not None and cached[0] == id1 and cached[1] == gen:
+        return cached[2]
+    with _A:
+        gen = _A.word(slot, _arena.GEN)
+        ts = 0
+        for tid, t in _A.tstates_locked(slot):
+            if tid == ident:
+                ts = t
+                break
+        if not ts:
+            ts = _capi.PyThreadState_New(_A.word(slot, _arena.INTERP))
+            if not ts:
+                raise MemoryError("cannot create a thread state for interpreter %d" % (id1 - 1))
+            _A.add_tstate_locked(slot, ident, ts)
+    calls = _capi.run_calls(ts, _capi.code_arg(_RUN_ENTRY), _capi.PyThreadState_Get())
+    _crossings[key] = (id1, gen, calls)
+    return calls
+
+
+def _flush_std():
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            try:
+                stream.flush()
+            except Exception:
+                pass
+
+
+def run(iid, source, extra=b""):
+    """Run *source* (str) in interpreter *iid*; block until done."""
+    if isinstance(source, str):
+        data = source.encode("utf-8", "surrogatepass")
+    else:
+        raise TypeError("run() source must be str, not %s" % type(source).__name__)
+    if iid == 0:
+        raise _exc.InterpreterError(
+            "interpreter 0 (main) is always running: run() cannot enter it")
+    slot = slot_of(iid)
+    id1 = iid + 1
+    busy = _A.word(slot, _arena.BUSY)
+    if not _capi.lock_try(busy):
+        raise _exc.InterpreterError("interpreter %d is already running" % iid)
+    try:
+        if _A.word(slot, _arena.ID1) != id1:
+            raise _exc.InterpreterNotFoundError(
+                "interpreter %d does not exist (already destroyed?)" % iid)
+        if _A.word(slot, _arena.INTERP) == _capi.current_interp():
+            raise _exc.InterpreterError("interpreter %d is already running" % iid)
+        entry = _write_source(slot, _io_for(slot, id1), data, extra)
+        words = entry[2]
+        words[_sub.OP] = _sub.RUN
+        words[_sub.STATUS] = _sub.PENDING
+        calls = _crossing_for(slot, id1)
+        _flush_std()
+        _capi.run_prebuilt(calls)
+        status = words[_sub.STATUS]
+        if status == _sub.FAILED:
+            info = _exc.ExceptionInfo(*marshal.loads(
+                entry[1][_sub.HDR:_sub.HDR + words[_sub.OUTLEN]]))
+    finally:
+        _capi.lock_release(busy)
+    if status == _sub.OK:
+        return
+    if status == _sub.FAILED:
+        raise _exc.rebuild(info)
+    raise _exc.InterpreterError(
+        "the runtime of interpreter %d is damaged (status %d); see stderr" % (iid, status))
+
+
+def is_running(iid):
+    if iid == 0:
+        return True
+    slot = slot_of(iid)
+    busy = _A.word(slot, _arena.BUSY)
+    if _capi.lock_try(busy):
+        _capi.lock_release(busy)
+        if _A.word(slot, _arena.ID1) != iid + 1:
+            raise _exc.InterpreterNotFoundError(
+                "interpreter %d does not exist (already destroyed?)" % iid)
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------
+# destroy
+
+def _op(slot, id1, op, tstate):
+    """Run a runtime operation (PREPARE_END, JOIN_THREADS) with *tstate*; busy held."""
+    entry = _io_for(slot, id1)
+    words = entry[2]
+    words[_sub.OP] = op
+    words[_sub.STATUS] = _sub.PENDING
+    _capi.run_prebuilt(_capi.run_calls(tstate, _capi.code_arg(_RUN_ENTRY),
+                                       _capi.PyThreadState_Get()))
+    words[_sub.OP] = _sub.RUN
+    return words[_sub.STATUS] == _sub.OK, words
+
+
+def _drop_extra_tstates(slot):
+    """Delete every thread state we made for *slot* except the head; return the head."""
+    head = _A.word(slot, _arena.HEAD)
+    with _A:
+        pairs = _A.tstates_locked(slot)
+        _A.drop_tstates_locked(slot)
+        _A.add_tstate_locked(slot, _A.word(slot, _arena.CREATOR), head)
+    for _, ts in pairs:
+        if ts != head:
+            _capi.delete_tstate(ts)
+    return head
+
+
+def _foreign_threads(slot):
+    return len(_capi.interp_tstates(_A.word(slot, _arena.INTERP))) - 1
+
+
+def destroy(iid, *, at_exit=False):
+    """Finalize interpreter *iid*.  Return False if it had to be abandoned (exit only)."""
+    if iid == 0:
+        raise _exc.InterpreterError("the main interpreter cannot be destroyed")
+    slot = slot_of(iid)
+    id1 = iid + 1
+    busy = _A.word(slot, _arena.BUSY)
+    if not _capi.lock_try(busy):
+        if at_exit:
+            return _abandon(slot, iid)
+        raise _exc.InterpreterError(
+            "cannot destroy interpreter %d: it is running" % iid)
+    try:
+        if _A.word(slot, _arena.ID1) != id1:
+            raise _exc.InterpreterNotFoundError(
+                "interpreter %d does not exist (already destroyed?)" % iid)
+        if _A.word(slot, _arena.INTERP) == _capi.current_interp():
+            raise _exc.InterpreterError(
+                "cannot destroy interpreter %d from inside itself" % iid)
+        head = _drop_extra_tstates(slot)
+        others = _foreign_threads(slot)
+        if others and at_exit:
+            _op(slot, id1, _sub.JOIN_THREADS, head)    # like exit: join non-daemon threads
+            others = _foreign_threads(slot)
+        if others and not at_exit:
+            # A thread that just finished may still be unlinking its tstate.
+            deadline = time.monotonic() + 0.2
+            while others and time.monotonic() < deadline:
+                time.sleep(0.005)
+                others = _foreign_threads(slot)
+        if others:
+            if at_exit:
+                return _abandon(slot, iid, busy_held=True)
+            raise _exc.InterpreterError(
+                "cannot destroy interpreter %d: %d thread(s) started in it are still "
+                "running; stop and join them first" % (iid, others))
+        ok, _ = _op(slot, id1, _sub.PREPARE_END, head)
+        _capi.end_interpreter(head)
+        _release(slot, iid)
+    finally:
+        _capi.lock_release(busy)
+    return True
+
+
+def _teardown(slot, iid):
+    """End a freshly created interpreter whose setup failed (no threads in it yet)."""
+    head = _A.word(slot, _arena.HEAD)
+    _capi.end_interpreter(head)
+    _release(slot, iid)
+
+
+def _release(slot, iid):
+    fd = _A.word(slot, _arena.IOFD)
+    _unmap(slot)
+    for key in [k for k in _crossings if k[0] == slot]:
+        _crossings.pop(key, None)
+    with _A:
+        _A.free_slot_locked(slot)
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------------------------------
+# exit: leave no subinterpreter for CPython's finalization to trip on
+
+_exiting = False
+_abandoned = []
+
+
+def _abandon(slot, iid, busy_held=False):
+    """Unlink a sub that cannot be ended (still running, or with live threads).
+
+    Finalization would abort on it ("remaining subinterpreters", 3.8-3.12) or
+    on its threads ("not the last thread", 3.13).  Its threads are stopped by
+    CPython itself once finalization starts (they exit when they next ask for
+    the GIL); its memory is left to the OS.
+    """
+    _abandoned.append(iid)
+    _capi.unlink_interpreter(_A.word(slot, _arena.INTERP))
+    return False
+
+
+def _at_exit():
+    global _exiting
+    _exiting = True
+    for slot in _A.live_slots():
+        iid = _A.word(slot, _arena.ID1) - 1
+        if iid <= 0:
+            continue
+        try:
+            destroy(iid, at_exit=True)
+        except Exception as exc:   # never let exit fail half-way
+            try:
+                sys.stderr.write("interpreters: could not end interpreter %d at exit: %s\n"
+                                 % (iid, exc))
+            except Exception:
+                pass
+
+
+# ------------------------------------------------------------------------------------
+# fork (DESIGN.md fact 10): with any subinterpreter alive, CPython's child deadlocks
+# (3.8-3.12) or aborts (3.13).  Refuse before forking, with a clear error.
+
+def _check_fork(what):
+    live = [iid for iid in list_ids() if iid != 0]
+    if live:
+        raise _exc.InterpreterError(
+            "cannot %s while subinterpreters exist (%s): CPython's child process would "
+            "hang or crash; destroy them first, or use the 'spawn' or 'forkserver' "
+            "multiprocessing start method" % (what, ", ".join(map(str, sorted(live)))))
+
+
+def _guard(name):
+    original = getattr(os, name)
+
+    def guarded(*args, **kwargs):
+        _check_fork("call os.%s()" % name)
+        return original(*args, **kwargs)
+    guarded.__name__ = name
+    guarded.__qualname__ = name
+    guarded.__doc__ = original.__doc__
+    guarded.__wrapped__ = original
+    return guarded
+
+
+def _after_fork_in_child():
+    # The child has no subinterpreter (fork is refused while any exists) and must
+    # not share the parent's arena: start a fresh one.
+    global _A, _arena_obj
+    _io.clear()
+    _crossings.clear()
+    _slot_cache.clear()
+    _arena_obj = _A = _arena.attach()
+
+
+if _IS_MAIN:
+    atexit.register(_at_exit)
+    for _name in ("fork", "forkpty"):
+        if hasattr(os, _name) and not hasattr(getattr(os, _name), "__wrapped__"):
+            setattr(os, _name, _guard(_name))
+    os.register_at_fork(after_in_child=_after_fork_in_child)

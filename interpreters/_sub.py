@@ -1,0 +1,159 @@
+"""The runtime bootstrapped into every subinterpreter this package creates.
+
+This file is not imported as part of the package: its source is executed inside
+each new interpreter, in a private namespace, by ``_interp.bootstrap_code()``.
+It must therefore import only stdlib modules that load in any interpreter
+(never ctypes: that costs ~200 KB per interpreter lifetime on 3.8-3.12 and does
+not load at all in isolated interpreters on 3.12, DESIGN.md facts 13 and 15).
+
+It talks to the calling interpreter through an "io block": a memfd that both
+sides map.  Layout, little-endian int64 words, then data from byte HDR:
+
+    0 STATUS   written here: OK, FAILED; set to PENDING by the caller
+    1 SRCLEN   source length (bytes at HDR)
+    2 OUTLEN   length of the marshalled exception info (at HDR) on FAILED
+    3 CAP      size of the memfd; either side may grow it (ftruncate + remap)
+    4 OP       what to do: RUN, PREPARE_END, JOIN_THREADS
+    5 READY    MAGIC once the runtime is installed
+    6 EXTRA    length of marshalled injected names, stored after the source
+    7 THREADS  reply of JOIN_THREADS: threads still alive besides the caller
+
+The entry point ``__interpreters_run__()`` is installed in ``builtins`` and
+called through PyRun_SimpleString, so it must never let an exception escape
+(SystemExit escaping there would end the whole process, DESIGN.md fact 7).
+"""
+
+HDR = 64
+STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS = range(8)
+PENDING, OK, FAILED = -1, 0, 1
+RUN, PREPARE_END, JOIN_THREADS = 0, 1, 2
+MAGIC = 0x49505335  # "IPS5"
+_CACHE_MAX = 256          # compiled-code cache entries
+_CACHE_SRC_MAX = 1 << 16  # only sources up to this size are cached
+
+
+def _install(fd, interp_id, path, entry="__interpreters_run__"):
+    import builtins
+    import marshal
+    import mmap
+    import os
+    import sys
+    import threading   # DESIGN.md fact 5: import now, on the creating thread
+
+    if path is not None:
+        sys.path[:] = path
+
+    mapping = {}   # "mm", "words": the current mapping of the io block
+    cache = {}
+
+    def remap():
+        words = mapping.get("words")
+        if words is not None:
+            words.release()
+            mapping["mm"].close()
+        size = os.fstat(fd).st_size
+        mm = mmap.mmap(fd, size)
+        mapping["mm"] = mm
+        mapping["words"] = memoryview(mm).cast("q")
+        mapping["size"] = size
+
+    def write_out(data):
+        need = HDR + len(data)
+        if need > mapping["size"]:
+            size = max(need, 2 * mapping["size"])
+            os.ftruncate(fd, size)
+            remap()
+            mapping["words"][CAP] = size
+        mapping["mm"][HDR:need] = data
+        mapping["words"][OUTLEN] = len(data)
+
+    def describe(exc):
+        import traceback
+        tb = exc.__traceback__
+        if tb is not None and tb.tb_frame.f_code is run.__code__:
+            tb = tb.tb_next       # hide this runtime's own frame
+        try:
+            formatted = "".join(traceback.format_exception(type(exc), exc, tb))
+        except BaseException:   # a broken __str__ or similar
+            formatted = "%s: <unprintable exception>\n" % type(exc).__qualname__
+        try:
+            msg = str(exc)
+        except BaseException:
+            msg = "<unprintable %s object>" % type(exc).__name__
+        builtin = ""
+        for cls in type(exc).__mro__:
+            if (getattr(builtins, cls.__name__, None) is cls and issubclass(cls, Exception)
+                    and cls is not Exception):
+                builtin = cls.__name__
+                break
+        cls = type(exc)
+        return marshal.dumps((str(getattr(cls, "__qualname__", cls.__name__)),
+                              str(getattr(cls, "__module__", "") or ""),
+                              msg, formatted, builtin))
+
+    def flush():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except BaseException:
+                pass
+
+    def run():
+        try:
+            if mapping["words"][CAP] != mapping["size"]:
+                remap()
+            words = mapping["words"]
+            op = words[OP]
+            if op == PREPARE_END:
+                # Py_EndInterpreter runs threading._shutdown(), which must run on
+                # the sub's "main" thread: make that the calling thread.
+                threading._main_thread._ident = threading.get_ident()
+                flush()
+                words[STATUS] = OK
+                return
+            if op == JOIN_THREADS:
+                me = threading.current_thread()
+                for t in threading.enumerate():
+                    if t is not me and not t.daemon and t is not threading.main_thread():
+                        t.join()
+                words[THREADS] = sum(1 for t in threading.enumerate() if t is not me) - 1
+                words[STATUS] = OK
+                return
+            n = words[SRCLEN]
+            src = mapping["mm"][HDR:HDR + n]
+            main = sys.modules["__main__"].__dict__
+            extra = words[EXTRA]
+            if extra:
+                names = marshal.loads(mapping["mm"][HDR + n:HDR + n + extra])
+                _inject(names, main)
+            code = cache.get(src)
+            if code is None:
+                code = compile(src, "<string>", "exec")
+                if n <= _CACHE_SRC_MAX:
+                    if len(cache) >= _CACHE_MAX:
+                        cache.clear()
+                    cache[src] = code
+            exec(code, main)
+            flush()
+            words[STATUS] = OK
+        except BaseException as exc:   # SystemExit and KeyboardInterrupt included
+            try:
+                flush()
+                write_out(describe(exc))
+                mapping["words"][STATUS] = FAILED
+            except BaseException:
+                pass
+            exc = None
+
+    remap()
+    setattr(builtins, entry, run)
+    run.interp_id = interp_id
+    mapping["words"][READY] = MAGIC
+
+
+def _inject(names, ns):
+    """Bind channel ends (and other shareable values) passed to run(channels=...)."""
+    from interpreters import _channels   # imported only when channels are passed
+    for name, spec in names.items():
+        ns[name] = _channels.from_spec(spec)
