@@ -1,0 +1,328 @@
+"""Command line: ``python -m interpreters [demo | features | run FILE [ARG ...]]``.
+
+    python -m interpreters              show the features of this Python, then a live demo
+    python -m interpreters features     only the feature report
+    python -m interpreters run FILE ..  run a script (file, zip archive or directory with a
+                                        __main__.py) in a fresh subinterpreter and exit with
+                                        its status
+    python -m interpreters --help       this text
+
+Works from a checkout without installing: run it from the repository root.
+The demo is a list of small functions registered with ``@demo``; one that needs a
+feature this Python lacks is skipped with the reason, so a new demo (a channel round
+trip, say) is one decorated function.
+"""
+
+import os
+import sys
+import textwrap
+import time
+
+import interpreters
+
+USAGE = """\
+usage: python -m interpreters [demo | features | run FILE [ARG ...] | --help]
+
+PEP 554 multiple interpreters for CPython 3.8-3.13, in pure Python (ctypes).
+
+commands:
+  (none), demo         print this Python's version and features, then run a short
+                       live demo: create an interpreter, run code in it, show that
+                       its __main__ persists, catch an exception raised in it, time
+                       run(); everything created is destroyed.  Exits 0.
+  features             print only the version and the feature report.
+  run FILE [ARG ...]   run FILE in a fresh subinterpreter, like `python FILE ARG ...`:
+                       sys.argv is [FILE, ARG, ...] there; FILE may be a .py file, a
+                       zip archive or a directory with a __main__.py.  Exits with the
+                       script's status: 0, the code given to sys.exit(), or 1 (with
+                       the traceback on stderr) for an uncaught exception.
+  -h, --help           show this help.
+"""
+
+
+# ------------------------------------------------------------------------------------
+# feature report
+
+def features():
+    """Return [(name, available, detail)] for the running Python."""
+    ver = sys.version_info[:2]
+    rows = [
+        ("interpreters (create/run/destroy)", True,
+         "legacy subinterpreters sharing the main GIL"),
+        ("run() from any thread", True, "run() blocks the calling thread only"),
+        ("exception proxy", True,
+         "RunFailedError, also an instance of a builtin original (KeyError...)"),
+    ]
+    rows.append(_channels_feature())
+    if ver < (3, 12):
+        rows.append(("isolated interpreters (own GIL)", False,
+                     "needs CPython 3.12+ (PEP 684, Py_NewInterpreterFromConfig); this is %d.%d"
+                     % ver))
+    elif _isolated_supported():
+        rows.append(("isolated interpreters (own GIL)", True, "parallel CPU-bound work"))
+    else:
+        rows.append(("isolated interpreters (own GIL)", False,
+                     "possible on %d.%d but not implemented in this package yet (planned)" % ver))
+    if (3, 9) <= ver <= (3, 12):
+        rows.append(("GIL starvation workaround", True,
+                     "active: on %d.%d a busy main thread could starve subinterpreters"
+                     % ver))
+    else:
+        rows.append(("GIL starvation workaround", True, "not needed on %d.%d" % ver))
+    rows.append(("os.fork() with live subinterpreters", False,
+                 "refused with InterpreterError (CPython's child would hang or crash)"))
+    rows.append(("exit with live subinterpreters", True,
+                 "all are ended at exit (one still running is abandoned)"))
+    return rows
+
+
+def _channels_feature():
+    name = "channels (create_channel)"
+    try:
+        from interpreters import _channels  # noqa: F401
+    except ImportError:
+        return (name, False, "not available yet (interpreters._channels does not import)")
+    except Exception as exc:   # a broken module should be reported, not crash the report
+        return (name, False, "interpreters._channels failed to import: %s: %s"
+                % (type(exc).__name__, exc))
+    if not hasattr(interpreters, "create_channel"):
+        return (name, False, "interpreters._channels imports but create_channel is not exported")
+    return (name, True, "bytes, None and channel ends between interpreters")
+
+
+def _isolated_supported():
+    # XXX: the spelling of the own-GIL API is not settled; accept either form.
+    if hasattr(interpreters, "create_isolated"):
+        return True
+    try:
+        import inspect
+        return "isolated" in inspect.signature(interpreters.create).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def available(feature_prefix):
+    """Return (available, detail) for the first feature whose name starts with the prefix."""
+    for name, ok, detail in features():
+        if name.startswith(feature_prefix):
+            return ok, detail
+    raise KeyError(feature_prefix)
+
+
+def print_report(out=sys.stdout):
+    print("interpreters %s on CPython %s (%s)" % (
+        interpreters.__version__, sys.version.split()[0], sys.executable), file=out)
+    print("", file=out)
+    print("features:", file=out)
+    for name, ok, detail in features():
+        print("  [%s] %-38s %s" % ("x" if ok else " ", name, detail), file=out)
+
+
+# ------------------------------------------------------------------------------------
+# demo: each step is a function registered in order; ``needs`` names a feature
+
+_DEMOS = []
+
+
+def demo(title, needs=None):
+    """Register a demo step: ``fn(interp)`` gets the demo's interpreter."""
+    def register(fn):
+        _DEMOS.append((title, needs, fn))
+        return fn
+    return register
+
+
+def _show(src):
+    print(textwrap.indent(textwrap.dedent(src).strip("\n"), "    >>> "))
+
+
+@demo("run code in a new interpreter")
+def demo_run(interp):
+    src = """
+        import interpreters
+        print("    hello from interpreter", interpreters.get_current().id)
+        """
+    _show(src)
+    interp.run(textwrap.dedent(src))
+    sys.stdout.flush()
+
+
+@demo("__main__ persists between run() calls; nothing is shared with the caller")
+def demo_main_persists(interp):
+    interp.run("counter = 1")
+    interp.run("counter += 41")
+    src = 'print("    counter =", counter)'
+    _show("counter = 1")
+    _show("counter += 41")
+    _show(src)
+    interp.run(src)
+    sys.stdout.flush()
+    interp.run("assert counter == 42")
+    assert "counter" not in globals()
+    print("    (and this interpreter has no 'counter': objects are never shared)")
+
+
+@demo("an exception in the interpreter comes back as RunFailedError")
+def demo_exception(interp):
+    src = 'raise KeyError("no such user")'
+    _show(src)
+    try:
+        interp.run(src)
+    except KeyError as exc:          # RunFailedError is also a KeyError here
+        assert isinstance(exc, interpreters.RunFailedError)
+        print("    caught %s: %s" % (type(exc).__name__, exc))
+        print("    excinfo: %r" % (exc.excinfo,))
+        print(textwrap.indent(exc.excinfo.formatted.rstrip(), "    | "))
+    else:
+        raise AssertionError("run() did not raise")
+
+
+@demo("run() timing")
+def demo_timing(interp):
+    n = 2000
+    interp.run("pass")
+    t0 = time.perf_counter()
+    for _ in range(n):
+        interp.run("pass")
+    per_run = (time.perf_counter() - t0) / n
+    t0 = time.perf_counter()
+    other = interpreters.create()
+    try:
+        created = time.perf_counter() - t0
+    finally:
+        t0 = time.perf_counter()
+        other.destroy()
+    destroyed = time.perf_counter() - t0
+    print("    run('pass'): %.1f us per call (mean of %d)" % (per_run * 1e6, n))
+    print("    create(): %.1f ms, destroy(): %.1f ms" % (created * 1e3, destroyed * 1e3))
+
+
+# A channel round trip goes here once interpreters._channels lands, as one function:
+#
+# @demo("channel round trip", needs="channels")
+# def demo_channel(interp): ...
+
+
+def run_demo():
+    print_report()
+    print("")
+    interp = interpreters.create()
+    try:
+        print("created %r; list_all() = %r" % (interp, interpreters.list_all()))
+        for title, needs, fn in _DEMOS:
+            print("")
+            print("== %s" % title)
+            if needs is not None:
+                ok, detail = available(needs)
+                if not ok:
+                    print("    skipped: %s" % detail)
+                    continue
+            fn(interp)
+            sys.stdout.flush()
+    finally:
+        interp.destroy()
+    print("")
+    print("destroyed %r; list_all() = %r" % (interp, interpreters.list_all()))
+    assert interpreters.list_all() == [interpreters.get_main()]
+    return 0
+
+
+# ------------------------------------------------------------------------------------
+# run FILE: the script runs in a fresh subinterpreter, as `python FILE` would run it
+
+# Executed in the subinterpreter.  It exits the way the interpreter would: join
+# non-daemon threads, print an uncaught exception (without this wrapper's and runpy's
+# frames), and turn every outcome into an int status, reported as SystemExit(status).
+_RUNNER = '''\
+def __interpreters_run_file__(path, argv):
+    import os, runpy, sys, threading, traceback, zipfile
+    sys.argv = list(argv)
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    status = 0
+    try:
+        try:
+            runpy.run_path(path, run_name="__main__")
+        finally:
+            me = threading.current_thread()
+            for t in threading.enumerate():
+                if t is not me and not t.daemon and t is not threading.main_thread():
+                    t.join()
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            status = 0
+        elif isinstance(code, int):
+            status = code
+        else:
+            print(code, file=sys.stderr)
+            status = 1
+    except BaseException as exc:
+        tb = exc.__traceback__
+        while tb is not None and (tb.tb_frame.f_code is __interpreters_run_file__.__code__
+                                  or tb.tb_frame.f_globals.get("__name__") == "runpy"):
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
+        status = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+    if status:
+        raise SystemExit(status)
+'''
+
+
+def run_file(path, args):
+    """Run *path* in a fresh subinterpreter; return its exit status."""
+    if not os.path.exists(path):
+        print("python -m interpreters run: can't open file %r: No such file or directory"
+              % path, file=sys.stderr)
+        return 2
+    interp = interpreters.create()
+    try:
+        interp.run(_RUNNER)
+        try:
+            interp.run("__interpreters_run_file__(%r, %r)" % (path, [path] + list(args)))
+        except interpreters.RunFailedError as exc:
+            info = exc.excinfo
+            if info is not None and info.type_name == "SystemExit":
+                return int(info.msg)
+            print(exc.excinfo.formatted if info is not None else exc, file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        try:
+            interp.destroy()
+        except interpreters.InterpreterError as exc:
+            # Daemon threads still running in it: it is abandoned at exit.
+            print("python -m interpreters run: %s" % exc, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv == ["demo"]:
+        return run_demo()
+    if argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    if argv == ["features"]:
+        print_report()
+        return 0
+    if argv[0] == "run":
+        if len(argv) < 2:
+            print("python -m interpreters run: missing FILE\n", file=sys.stderr)
+            print(USAGE, end="", file=sys.stderr)
+            return 2
+        return run_file(argv[1], argv[2:])
+    print("python -m interpreters: unknown arguments %s\n" % " ".join(argv), file=sys.stderr)
+    print(USAGE, end="", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
