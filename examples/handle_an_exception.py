@@ -1,0 +1,57 @@
+"""PEP 554 example "Handling an exception": an error raised in another interpreter.
+
+The exception object itself never crosses interpreters: ``run()`` raises a
+``RunFailedError`` (a RuntimeError) carrying a plain-data copy of it (type, message,
+formatted traceback).  When the original is a builtin type, the error is also an
+instance of that type, so the PEP's ``except KeyError:`` works as written.
+
+Run it from the repository root:  python examples/handle_an_exception.py
+"""
+
+import os
+import sys
+import textwrap as tw
+
+try:
+    import interpreters
+except ImportError:   # a checkout that is not installed: use the package next to us
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import interpreters
+
+
+def main():
+    interp = interpreters.create()
+    caught = None
+    try:
+        # --- the PEP's example ---
+        try:
+            interp.run(tw.dedent("""
+                raise KeyError
+                """))
+        except KeyError as exc:
+            print("got the error from the subinterpreter")
+            caught = exc
+
+        # --- check: what was caught is a proxy, with the original's traceback as text ---
+        assert isinstance(caught, interpreters.RunFailedError)
+        assert isinstance(caught, RuntimeError)
+        assert caught.excinfo.type_name == "KeyError"
+        assert caught.__cause__.formatted.rstrip().endswith("KeyError")
+        print("excinfo:", repr(caught.excinfo))
+        print("its traceback, as formatted there:")
+        print(tw.indent(caught.excinfo.formatted.rstrip(), "    "))
+
+        # A non-builtin exception type is caught as RunFailedError (a RuntimeError).
+        try:
+            interp.run("class AppError(Exception): pass\nraise AppError('bad input')")
+        except interpreters.RunFailedError as exc:
+            assert exc.excinfo.type_name == "AppError", exc.excinfo
+            print("custom type:", exc)
+        else:
+            raise AssertionError("run() did not raise")
+    finally:
+        interp.destroy()
+
+
+if __name__ == "__main__":
+    main()
