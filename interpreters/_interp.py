@@ -106,7 +106,7 @@ def _write_source(slot, entry, data, extra=b""):
     need = _sub.HDR + len(data) + len(extra)
     if need > entry[3]:
         fd = _A.word(slot, _arena.IOFD)
-        size = max(need, 2 * entry[3])
+        size = (max(need, 2 * entry[3]) + 4095) & ~4095   # whole pages: both sides cast("q")
         os.ftruncate(fd, size)
         entry[2][_sub.CAP] = size
         entry = _io_for(slot, entry[0])
@@ -427,6 +427,11 @@ def _at_exit():
             try:
                 sys.stderr.write("interpreters: could not end interpreter %d at exit: %s\n"
                                  % (iid, exc))
+            except Exception:
+                pass
+            try:   # left linked, it would make finalization abort (fact 9)
+                if exists(iid):
+                    _abandon(slot, iid)
             except Exception:
                 pass
 

@@ -60,7 +60,7 @@ def _install(fd, interp_id, path, entry="__interpreters_run__"):
     def write_out(data):
         need = HDR + len(data)
         if need > mapping["size"]:
-            size = max(need, 2 * mapping["size"])
+            size = (max(need, 2 * mapping["size"]) + 4095) & ~4095   # whole pages: cast("q")
             os.ftruncate(fd, size)
             remap()
             mapping["words"][CAP] = size
