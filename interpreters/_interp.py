@@ -24,7 +24,7 @@ _A = _arena_obj                      # short alias for hot paths
 _IS_MAIN = _capi.current_interp() == _capi.main_interp()
 _local_lock = threading.Lock()       # this interpreter's caches only (never cross-interp)
 _io = {}         # slot -> (gen-independent) [ID1, mmap, words view, size]
-_crossings = {}  # (slot, thread ident) -> (ID1, GEN, calls)
+_crossings = {}  # (slot, thread ident) -> (ID1, GEN, back tstate, calls)
 
 with open(_sub.__file__, "rb") as _f:
     _SUB_SOURCE = _f.read()
@@ -215,8 +215,11 @@ def _crossing_for(slot, id1):
     key = (slot, ident)
     cached = _crossings.get(key)
     gen = _A.word(slot, _arena.GEN)
-    if cached is not None and cached[0] == id1 and cached[1] == gen:
-        return cached[2]
+    # A new thread may get the ident of a finished one: the tstate to swap back to
+    # is part of the key, or the chain would make the dead thread's tstate current.
+    back = _capi.PyThreadState_Get()
+    if cached is not None and cached[0] == id1 and cached[1] == gen and cached[2] == back:
+        return cached[3]
     with _A:
         gen = _A.word(slot, _arena.GEN)
         ts = 0
@@ -229,8 +232,8 @@ def _crossing_for(slot, id1):
             if not ts:
                 raise MemoryError("cannot create a thread state for interpreter %d" % (id1 - 1))
             _A.add_tstate_locked(slot, ident, ts)
-    calls = _capi.run_calls(ts, _capi.code_arg(_RUN_ENTRY), _capi.PyThreadState_Get())
-    _crossings[key] = (id1, gen, calls)
+    calls = _capi.run_calls(ts, _capi.code_arg(_RUN_ENTRY), back)
+    _crossings[key] = (id1, gen, back, calls)
     return calls
 
 
