@@ -21,6 +21,9 @@ if _sys.implementation.name != "cpython" or not (3, 8) <= _sys.version_info < (3
 import weakref as _weakref
 
 from . import _interp
+from ._channels import (
+    RecvChannel, SendChannel, create_channel, is_shareable, list_all_channels,
+)
 from ._exc import (
     ChannelClosedError, ChannelEmptyError, ChannelError, ChannelNotEmptyError,
     ChannelNotFoundError, ExceptionInfo, InterpreterError, InterpreterNotFoundError,
@@ -31,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Interpreter", "create", "get_current", "get_main", "list_all",
+    "RecvChannel", "SendChannel", "create_channel", "is_shareable", "list_all_channels",
     "InterpreterError", "InterpreterNotFoundError", "RunFailedError", "ExceptionInfo",
     "ChannelError", "ChannelClosedError", "ChannelEmptyError", "ChannelNotEmptyError",
     "ChannelNotFoundError", "NotReceivedError",
@@ -131,15 +135,14 @@ def _channel_spec(channels):
     for name, end in items:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError("channels key %r is not a valid identifier" % (name,))
-        spec = getattr(end, "_spec", None)
-        if spec is None or not callable(spec):
+        if not isinstance(end, (RecvChannel, SendChannel)):
             raise ValueError("channels[%r] must be a RecvChannel or SendChannel, not %s"
                              % (name, type(end).__name__))
-        specs[name] = spec()
+        specs[name] = end._spec()
     if not specs:
         return b""
     import marshal
-    return marshal.dumps(specs)
+    return marshal.dumps((__name__, specs))
 
 
 def create():
@@ -166,6 +169,7 @@ def get_main():
     return Interpreter(0)
 
 
-for _obj in (Interpreter, create, list_all, get_current, get_main):
+for _obj in (Interpreter, create, list_all, get_current, get_main, RecvChannel, SendChannel,
+             create_channel, is_shareable, list_all_channels):
     _obj.__module__ = __name__
 del _obj

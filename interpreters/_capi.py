@@ -106,6 +106,10 @@ _PROTOTYPES = (
     _P("PyLong_AsVoidPtr", c_void_p, (c_void_p,)),
     # int PyErr_CheckSignals(void)   -- raises KeyboardInterrupt etc. in the main thread
     _P("PyErr_CheckSignals", c_int, ()),
+    # int PyObject_GetBuffer(PyObject *exporter, Py_buffer *view, int flags)
+    _P("PyObject_GetBuffer", c_int, (ctypes.py_object, c_void_p, c_int)),
+    # void PyBuffer_Release(Py_buffer *view)
+    _P("PyBuffer_Release", None, (c_void_p,)),
     # --- raw memory and locks (no GIL needed; bound "held" unless they block) ------
     # void *PyMem_RawCalloc(size_t nelem, size_t elsize)
     _P("PyMem_RawCalloc", c_void_p, (c_size_t, c_size_t)),
@@ -208,6 +212,48 @@ def raw_view(addr, nbytes):
 
 def raw_string_at(addr, nbytes):
     return ctypes.string_at(addr, nbytes)
+
+
+def raw_copy(dst, src, nbytes):
+    ctypes.memmove(dst, src, nbytes)
+
+
+def bytes_address(data):
+    """Address of the payload of the bytes object *data* (valid while it lives)."""
+    return ctypes.cast(data, c_void_p).value or 0
+
+
+# Py_buffer, identical on 3.8-3.13 (64-bit): buf, obj, len, itemsize, readonly, ndim,
+# format, shape, strides, suboffsets, internal.
+PY_BUFFER_SIZE = 80
+_PyBUF_SIMPLE = 0
+
+
+def buffer_export(obj):
+    """Export *obj*'s contiguous buffer; return (Py_buffer address, buf, len, readonly).
+
+    The Py_buffer (raw memory) holds a reference to *obj* until buffer_release().
+    """
+    view = raw_alloc(PY_BUFFER_SIZE)
+    try:
+        PyObject_GetBuffer(obj, view, _PyBUF_SIMPLE)  # noqa: F821  (raises BufferError/TypeError)
+    except BaseException:
+        raw_free(view)
+        raise
+    buf = c_void_p.from_address(view).value or 0
+    length = ctypes.c_ssize_t.from_address(view + 16).value
+    readonly = c_int.from_address(view + 32).value
+    return view, buf, length, bool(readonly)
+
+
+def buffer_release(view):
+    PyBuffer_Release(view)  # noqa: F821
+    raw_free(view)
+
+
+def foreign_memory(addr, nbytes):
+    """Return a ctypes array over *nbytes* at *addr* (the exporter of a memoryview)."""
+    return (c_char * nbytes).from_address(addr)
 
 
 def lock_alloc():

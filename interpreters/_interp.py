@@ -369,9 +369,19 @@ def destroy(iid, *, at_exit=False):
             raise _exc.InterpreterError(
                 "cannot destroy interpreter %d: %d thread(s) started in it are still "
                 "running; stop and join them first" % (iid, others))
-        ok, _ = _op(slot, id1, _sub.PREPARE_END, head)
+        ok, words = _op(slot, id1, _sub.PREPARE_END, head)
+        if ok and words[_sub.THREADS]:
+            if at_exit:
+                return _abandon(slot, iid, busy_held=True)
+            raise _exc.InterpreterError(
+                "cannot destroy interpreter %d: %d buffer(s) it sent with send_buffer() "
+                "are still held by receivers; release those memoryviews first"
+                % (iid, words[_sub.THREADS]))
         _capi.end_interpreter(head)
         _release(slot, iid)
+        if _A.header[_arena.CHANNELS_W]:
+            from . import _channels      # close the ends it held (PEP 554)
+            _channels.drop_interp(iid)
     finally:
         _capi.lock_release(busy)
     return True

@@ -16,7 +16,8 @@ sides map.  Layout, little-endian int64 words, then data from byte HDR:
     4 OP       what to do: RUN, PREPARE_END, JOIN_THREADS
     5 READY    MAGIC once the runtime is installed
     6 EXTRA    length of marshalled injected names, stored after the source
-    7 THREADS  reply of JOIN_THREADS: threads still alive besides the caller
+    7 THREADS  reply: JOIN_THREADS, threads still alive besides the caller;
+               PREPARE_END, buffers exported from here still held by receivers
 
 The entry point ``__interpreters_run__()`` is installed in ``builtins`` and
 called through PyRun_SimpleString, so it must never let an exception escape
@@ -110,6 +111,13 @@ def _install(fd, interp_id, path, entry="__interpreters_run__"):
                 # the sub's "main" thread: make that the calling thread.
                 threading._main_thread._ident = threading.get_ident()
                 flush()
+                # Buffers sent from here with send_buffer() and still held elsewhere
+                # would dangle once this interpreter's objects are freed.
+                held = 0
+                for mod in list(sys.modules.values()):
+                    if getattr(mod, "_INTERPRETERS_CHANNELS", False) is True:
+                        held += mod.outstanding_exports()
+                words[THREADS] = held
                 words[STATUS] = OK
                 return
             if op == JOIN_THREADS:
@@ -153,7 +161,9 @@ def _install(fd, interp_id, path, entry="__interpreters_run__"):
 
 
 def _inject(names, ns):
-    """Bind channel ends (and other shareable values) passed to run(channels=...)."""
-    from interpreters import _channels   # imported only when channels are passed
-    for name, spec in names.items():
-        ns[name] = _channels.from_spec(spec)
+    """Bind channel ends passed to run(channels=...): (package name, {name: spec})."""
+    import importlib
+    package, specs = names
+    channels = importlib.import_module(package + "._channels")   # only when used
+    for name, spec in specs.items():
+        ns[name] = channels.from_spec(spec)
