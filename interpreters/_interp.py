@@ -275,8 +275,9 @@ def run(iid, source, extra=b""):
         _capi.run_prebuilt(calls)
         status = words[_sub.STATUS]
         if status == _sub.FAILED:
+            entry = _io_for(slot, id1)    # the report may have grown the io block
             info = _exc.ExceptionInfo(*marshal.loads(
-                entry[1][_sub.HDR:_sub.HDR + words[_sub.OUTLEN]]))
+                entry[1][_sub.HDR:_sub.HDR + entry[2][_sub.OUTLEN]]))
     finally:
         _capi.lock_release(busy)
     if status == _sub.OK:
