@@ -150,3 +150,12 @@ def test_run_without_file():
     p = run_main("run")
     assert p.returncode == 2
     assert "missing FILE" in p.stderr
+
+
+def test_demo_channel_round_trip():
+    p = run_main()
+    assert p.returncode == 0, p.stderr
+    if "[x] channels" in p.stdout:
+        assert "64-byte round trip:" in p.stdout, p.stdout
+    else:
+        assert "skipped:" in p.stdout, p.stdout
