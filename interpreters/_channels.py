@@ -331,28 +331,21 @@ def _drop_refs_locked(nw):
         return
     try:
         refs = []
-        _convert(_revert_plain(marshal.loads(_capi.raw_string_at(nw[N_DATA], nw[N_LEN]))),
-                 refs)
+        _plain_refs(marshal.loads(_capi.raw_string_at(nw[N_DATA], nw[N_LEN])), refs)
     except Exception:
         return
     _adjust_transit_locked(refs, -1)
 
 
-def _revert_plain(value):
+def _plain_refs(value, refs):
+    """Collect the (cid, end) of every channel end in a marshalled message value."""
     t = type(value)
     if t is list:
-        return tuple(_revert_plain(x) for x in value)
-    if t is dict:
+        for x in value:
+            _plain_refs(x, refs)
+    elif t is dict:
         ((tag, cid),) = value.items()
-        return _EndRef(cid, 0 if tag == "r" else 1)
-    return value
-
-
-class _EndRef:
-    __slots__ = ("_id", "_end")
-
-    def __init__(self, cid, end):
-        self._id, self._end = cid, end
+        refs.append((cid, RECV if tag == "r" else SEND))
 
 
 def _adjust_transit_locked(refs, delta):
