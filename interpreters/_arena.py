@@ -13,7 +13,10 @@ Header, int64 words:
     0 MAGIC      1 VERSION    2 PID        3 LOCK (raw PyThread lock)
     4 ISLOTS     address of the interpreter table (NISLOTS slots of ISLOT_WORDS)
     5 NISLOTS    6 CHANNELS (channel table, see _channels.py)    7 NCHANNELS
-    8 NEXT_CID   next channel id      9 LIVE  interpreter slots in use      10.. reserved
+    8 NEXT_CID   next channel id      9 LIVE  interpreter slots in use
+    10 POOL      address of the block pool (channel nodes, waiters, entries; _channels.py)
+    11 POOL_N    blocks in the pool   12 FREE  free-list head (block index)
+    13 USED      blocks handed out so far (the pool is carved lazily)   14.. reserved
 
 Interpreter slot, int64 words (one per live interpreter made by this package):
 
@@ -48,7 +51,7 @@ VERSION = 1
 KEY = "interpreters.arena"
 HEADER_WORDS = 16
 (MAGIC_W, VERSION_W, PID_W, LOCK_W, ISLOTS_W, NISLOTS_W, CHANNELS_W, NCHANNELS_W, NEXT_CID_W,
- LIVE_W) = range(10)
+ LIVE_W, POOL_W, POOL_N_W, FREE_W, USED_W) = range(14)
 
 NISLOTS = 4096
 ISLOT_WORDS = 16

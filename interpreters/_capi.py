@@ -121,6 +121,9 @@ _PROTOTYPES = (
     _P("PyThread_free_lock", None, (c_void_p,)),
     # void PyThread_release_lock(PyThread_type_lock)
     _P("PyThread_release_lock", None, (c_void_p,)),
+    #   the same two, for fast_lock(): prebuilt ctypes arguments, no conversions
+    _P("_lock_try_raw", c_int, None, symbol="PyThread_acquire_lock_timed"),
+    _P("_lock_release_raw", None, None, symbol="PyThread_release_lock"),
     # PyLockStatus PyThread_acquire_lock_timed(lock, long long microseconds, int intr_flag)
     #   "held" form: only ever called with timeout 0 (never blocks)
     _P("_lock_try", c_int, (c_void_p, c_longlong, c_int), symbol="PyThread_acquire_lock_timed"),
@@ -265,6 +268,16 @@ def lock_alloc():
 
 lock_free = PyThread_free_lock  # noqa: F821
 lock_release = PyThread_release_lock  # noqa: F821
+
+
+def fast_lock(lock):
+    """Return (try_acquire, release) callables for *lock* with prebuilt arguments.
+
+    try_acquire() never blocks and returns 1 when it took the lock.
+    """
+    arg = c_void_p(lock)
+    return (functools.partial(_lock_try_raw, arg, c_longlong(0), c_int(0)),  # noqa: F821
+            functools.partial(_lock_release_raw, arg))  # noqa: F821
 
 
 def lock_try(lock):

@@ -1,43 +1,50 @@
 """Channels (PEP 554): simplex, unbuffered, many-to-many pipes between interpreters.
 
 Every channel lives in the process-wide arena (``_arena.py``), outside any
-interpreter's heap, and every operation on it holds the arena's raw lock
-(``_A``).  Data is copied into raw memory (bytes, marshalled values) or, for
-``send_buffer()``, exported in place and mapped by the receiver.
+interpreter's heap, and every operation on it holds the arena's raw lock.  The
+lock and all structures are reached from any interpreter through the arena.
 
-Channel table: NCSLOTS slots of CSLOT_WORDS int64 words; channel *cid* lives
-in slot ``cid % NCSLOTS`` (ids are picked so that their slot is free), so a
-lookup is one read.  Slot words:
+Two raw regions are carved on first use and kept for the life of the process:
 
-    0 CID        channel id; 0 marks a free slot
-    1 STATE      OPEN or CLOSED
-    2 QHEAD  3 QTAIL  4 QLEN      queue of message nodes (oldest first)
-    5 RWHEAD 6 RWTAIL             receivers waiting (waiter records, FIFO)
-    7 ENTRIES 8 NENTRIES 9 CAPENTRIES
-                                  per-interpreter (iid, flags) pairs, see ASSOC_R...
-    10 CLOSES    close() events so far (explicit, by GC, or by destroy)
-    11 TRANSIT_R 12 TRANSIT_S     ends of this channel inside queued messages
+* The channel table: NCSLOTS slots of CSLOT_WORDS int64 words.  Channel *cid*
+  lives in slot ``cid % NCSLOTS`` (ids are picked so that their slot is free,
+  and never reused), so a lookup is one read.  Slot words:
 
-Message node (raw, NODE_WORDS words): NEXT, KIND, DATA, LEN, STATE, WAITLOCK,
-OWNED, TOKEN, SENDER.  A blocking send() leaves DATA pointing into its own bytes
-object (it keeps it alive until the node is DONE) and waits on WAITLOCK, its
-thread's raw lock; the receiver copies the data out, sets DONE and releases the
-lock.  A *_nowait() send owns a copy (OWNED=1) that the receiver frees.
+      0 CID        channel id; 0 marks a free slot
+      1 STATE      OPEN or CLOSED
+      2 QHEAD  3 QTAIL  4 QLEN     queue of message blocks (oldest first)
+      5 RWHEAD 6 RWTAIL            receivers waiting (their thread blocks, FIFO)
+      7 ENTRIES    first entry block: this channel's per-interpreter flags
+      8 CLOSES     close() events so far (explicit, by GC, or by destroy)
+      9 TRANSIT_R 10 TRANSIT_S     ends of this channel inside queued messages
 
-Waiter record (raw, 2 words): NEXT, LOCK.  A waiting thread's raw lock is held
-while the thread is idle; whoever wakes it releases the lock *while holding the
-arena lock* and unlinks the record first, so a waiter that times out can tell,
-under the arena lock, whether it was woken.
+* The block pool: POOL_N blocks of 16 int64 words, addressed by index (0 is
+  "none"), all seen through one memoryview.  Free blocks form a list (FREE);
+  blocks past USED were never handed out.  A block is one of:
 
-Invariants (all under the arena lock):
-* a node is in at most one queue; STATE goes PENDING -> TAKEN -> DONE, or
-  PENDING -> DROPPED when the channel closes or its sender gives up;
-* a waiter record is in the RW list iff its thread sleeps and nobody released
-  its lock yet;
-* once STATE is CLOSED the queue holds no node from a blocked sender and the
-  RW list is empty; the slot is released when nothing refers to it any more.
+      message / waiter  NEXT, KIND, DATA, LEN, STATE, LOCK, OWNED, TOKEN, SENDER
+      entries           NEXT, COUNT, then 7 pairs (interpreter id, flags)
+      buffer token      STATE (0 live, 1 released), EXPORTER, VIEW, READONLY
 
-Never held across a blocking wait or a crossing; ``__del__`` only tries it.
+Each thread that sends or receives owns one message/waiter block and one raw
+lock (``_Thread``), for its whole life: a blocking send() queues the thread's
+own block, with DATA pointing into the sender's bytes (kept alive until the
+block is DONE); a waiting recv() links the same block into the RW list.  The
+lock is held while the thread is idle; a peer wakes the thread by releasing it,
+always *while holding the arena lock and after unlinking the block*, so a
+thread that gives up (timeout, Ctrl-C) can tell under the arena lock whether it
+was woken.  *_nowait() sends use a fresh block and an owned copy of the data,
+which the receiver frees.
+
+Invariants (arena lock held):
+* a block is in at most one list; a message goes PENDING -> TAKEN -> DONE, or
+  PENDING -> DROPPED (channel closed, or its sender gave up);
+* a block is in an RW list iff its thread sleeps and nobody released its lock;
+* once STATE is CLOSED, no blocked sender's message is queued and the RW list
+  is empty; the slot is freed once no accepted message is left in it.
+
+The lock is never held across a blocking wait, a crossing or a data copy of a
+blocking send; ``__del__`` only tries it.
 """
 
 import marshal
@@ -50,242 +57,324 @@ from . import _arena, _capi, _exc, _interp
 
 NCSLOTS = 16384
 CSLOT_WORDS = 16
-(CID, STATE, QHEAD, QTAIL, QLEN, RWHEAD, RWTAIL, ENTRIES, NENTRIES, CAPENTRIES, CLOSES,
- TRANSIT_R, TRANSIT_S) = range(13)
+(CID, STATE, QHEAD, QTAIL, QLEN, RWHEAD, RWTAIL, ENTRIES, CLOSES, TRANSIT_R,
+ TRANSIT_S) = range(11)
 OPEN, CLOSED = 1, 2
 
-NODE_WORDS = 9
-N_NEXT, N_KIND, N_DATA, N_LEN, N_STATE, N_WAITLOCK, N_OWNED, N_TOKEN, N_SENDER = range(9)
+POOL_N = 1 << 18
+BW = 16                                   # words per block
+B_NEXT, B_KIND, B_DATA, B_LEN, B_STATE, B_LOCK, B_OWNED, B_TOKEN, B_SENDER = range(9)
+E_NEXT, E_COUNT, E_PAIRS = 0, 1, 2        # entries block; 7 pairs from word 2
+E_PER_BLOCK = 7
 K_BYTES, K_OBJ, K_BUFFER = 1, 2, 3
 PENDING, TAKEN, DONE, DROPPED = 0, 1, 2, 3
+T_STATE, T_EXPORTER, T_VIEW, T_READONLY = range(4)
 
-# per-interpreter flags of one channel
 HANDLE_R, HANDLE_S, ASSOC_R, ASSOC_S, CLOSED_R, CLOSED_S = 1, 2, 4, 8, 16, 32
 RECV, SEND = 0, 1
 _HANDLE = (HANDLE_R, HANDLE_S)
 _ASSOC = (ASSOC_R, ASSOC_S)
 _CLOSEDF = (CLOSED_R, CLOSED_S)
+_TRANSIT = (TRANSIT_R, TRANSIT_S)
 _END_NAME = ("receiving", "sending")
 
-# buffer export token (raw, 4 words): STATE (0 live, 1 released), EXPORTER, VIEW, -
-T_STATE, T_EXPORTER, T_VIEW = range(3)
-
-_INTERPRETERS_CHANNELS = True      # found by _sub.py at destroy time (outstanding_exports)
-_A = _interp._arena_obj
-_ME = _interp.current_id()          # this package instance lives in one interpreter
-_pending_closes = []                # (cid, end) closes deferred by __del__
-_exports = {}                       # token address -> Py_buffer address (ours)
+_INTERPRETERS_CHANNELS = True   # lets _sub.py find outstanding_exports() at destroy
+_ME = _interp.current_id()     # this package instance lives in exactly one interpreter
+_ZERO = memoryview(bytes(8 * BW)).cast("q")
 
 
-def _words(addr, n):
-    return _capi.raw_view(addr, n * 8).cast("q")
+class _Regions:
+    """This interpreter's views of the arena, its lock, the table and the pool."""
+
+    def __init__(self):
+        A = self.A = _interp._arena_obj
+        self.H = A.header
+        self.lock_try, self.lock_release = _capi.fast_lock(A.lock)
+        self.lock_addr = A.lock
+        if not self.H[_arena.CHANNELS_W] or not self.H[_arena.POOL_W]:
+            self.acquire()
+            try:
+                if not self.H[_arena.CHANNELS_W]:
+                    self.H[_arena.CHANNELS_W] = _capi.raw_alloc(NCSLOTS * CSLOT_WORDS * 8)
+                if not self.H[_arena.POOL_W]:
+                    self.H[_arena.POOL_N_W] = POOL_N
+                    self.H[_arena.USED_W] = 1        # block 0 means "none"
+                    self.H[_arena.POOL_W] = _capi.raw_alloc(POOL_N * BW * 8)
+            finally:
+                self.lock_release()
+        self.T = _capi.raw_view(self.H[_arena.CHANNELS_W], NCSLOTS * CSLOT_WORDS * 8).cast("q")
+        self.P = _capi.raw_view(self.H[_arena.POOL_W], self.H[_arena.POOL_N_W] * BW * 8).cast("q")
+
+    def acquire(self):
+        if not self.lock_try():
+            _capi.lock_wait(self.lock_addr)
+
+    # blocks (lock held) ---------------------------------------------------------
+    def alloc_locked(self):
+        H, P = self.H, self.P
+        b = H[_arena.FREE_W]
+        if b:
+            H[_arena.FREE_W] = P[b * BW]
+        else:
+            b = H[_arena.USED_W]
+            if b >= H[_arena.POOL_N_W]:
+                raise _exc.ChannelError("channel memory exhausted (%d blocks in use)" % b)
+            H[_arena.USED_W] = b + 1
+        P[b * BW:b * BW + BW] = _ZERO
+        return b
+
+    def free_locked(self, b):
+        self.P[b * BW] = self.H[_arena.FREE_W]
+        self.H[_arena.FREE_W] = b
 
 
-def _table():
-    """Return the channel table (int64 view), creating it on first use."""
-    t = _A.header[_arena.CHANNELS_W]
-    if not t:
-        with _A:
-            t = _A.header[_arena.CHANNELS_W]
-            if not t:
-                t = _capi.raw_alloc(NCSLOTS * CSLOT_WORDS * 8)
-                _A.header[_arena.CHANNELS_W] = t
-    return _words(t, NCSLOTS * CSLOT_WORDS)
+_R = None
 
 
-_T = None
+def _regions():
+    global _R
+    if _R is None:
+        _R = _Regions()
+    return _R
 
 
-def _t():
-    global _T
-    if _T is None:
-        _T = _table()
-    return _T
+class _Lock:
+    """``with _locked:`` holds the arena lock (short, non-blocking sections only)."""
+
+    def __enter__(self):
+        R = _R or _regions()
+        if not R.lock_try():
+            _capi.lock_wait(R.lock_addr)
+        return R
+
+    def __exit__(self, *exc):
+        _R.lock_release()
 
 
-def _base_locked(cid):
-    """Return the slot base of a live channel *cid*, or raise (lock held)."""
-    if isinstance(cid, int) and cid > 0:
+_locked = _Lock()
+
+
+# -- per-thread block and lock ----------------------------------------------------------
+
+class _ThreadBlock:
+    """A thread's message/waiter block and raw lock; freed when the thread ends."""
+
+    __slots__ = ("block", "lock", "lock_try", "lock_release", "retired")
+
+    def __init__(self):
+        self.lock = _capi.lock_alloc()
+        _capi.lock_try(self.lock)                 # held while idle
+        self.lock_try, self.lock_release = _capi.fast_lock(self.lock)
+        self.retired = False
+        with _locked as R:
+            self.block = R.alloc_locked()
+        R.P[self.block * BW + B_LOCK] = self.lock
+
+    def __del__(self):
+        if self.retired:
+            return                                 # a peer may still touch it: leak it
+        try:
+            _pending_frees.append((self.block, self.lock))
+        except Exception:
+            pass
+
+
+class _Local(threading.local):
+    tb = None
+
+
+_local = _Local()
+_pending_frees = []       # (block, lock) of ended threads, freed at the next operation
+_pending_closes = []      # (cid, end) closes deferred by __del__
+_exports = {}             # token block -> Py_buffer address (buffers this interpreter sent)
+
+
+def _thread_block():
+    tb = _local.tb
+    if tb is None:
+        tb = _local.tb = _ThreadBlock()
+    return tb
+
+
+def _process_pending():
+    while _pending_frees:
+        try:
+            block, lock = _pending_frees.pop()
+        except IndexError:
+            break
+        with _locked as R:
+            R.free_locked(block)
+        _capi.lock_free(lock)
+    while _pending_closes:
+        try:
+            cid, end = _pending_closes.pop()
+        except IndexError:
+            break
+        _close_end(cid, end, _ME)
+    if _exports:
+        _reap_exports()
+
+
+# -- lookups and entries (lock held) --------------------------------------------------
+
+def _base_locked(R, cid):
+    """Return the slot base of channel *cid*, or raise."""
+    if type(cid) is int and cid > 0:
         base = (cid % NCSLOTS) * CSLOT_WORDS
-        if _t()[base + CID] == cid:
+        if R.T[base + CID] == cid:
             return base
-        if cid < _A.header[_arena.NEXT_CID_W]:
+        if cid < R.H[_arena.NEXT_CID_W]:
             raise _exc.ChannelClosedError("channel %d is closed" % cid)
     raise _exc.ChannelNotFoundError("channel %r does not exist" % (cid,))
 
 
-# -- per-interpreter entries ---------------------------------------------------------
-
-def _entry_locked(base, iid, create=True):
-    """Return the index (into the ENTRIES array) of *iid*'s pair, or -1."""
-    T = _t()
-    n = T[base + NENTRIES]
-    if n:
-        arr = _words(T[base + ENTRIES], 2 * n)
-        for i in range(n):
-            if arr[2 * i] == iid:
-                return i
+def _flags_pos_locked(R, base, iid, create=True):
+    """Return the pool index of *iid*'s flags word for this channel, or -1."""
+    T, P = R.T, R.P
+    b, last = T[base + ENTRIES], 0
+    while b:
+        o = b * BW
+        for k in range(P[o + E_COUNT]):
+            if P[o + E_PAIRS + 2 * k] == iid:
+                return o + E_PAIRS + 2 * k + 1
+        last, b = b, P[o + E_NEXT]
     if not create:
         return -1
-    cap = T[base + CAPENTRIES]
-    if n == cap:
-        new = _capi.raw_alloc(2 * 8 * 2 * max(cap, 4))
-        if cap:
-            _capi.raw_copy(new, T[base + ENTRIES], 2 * 8 * cap)
-            _capi.raw_free(T[base + ENTRIES])
-        T[base + ENTRIES] = new
-        T[base + CAPENTRIES] = 2 * max(cap, 4)
-    arr = _words(T[base + ENTRIES], 2 * (n + 1))
-    arr[2 * n] = iid
-    arr[2 * n + 1] = 0
-    T[base + NENTRIES] = n + 1
-    return n
+    if last and P[last * BW + E_COUNT] < E_PER_BLOCK:
+        o = last * BW
+    else:
+        nb = R.alloc_locked()
+        if last:
+            P[last * BW + E_NEXT] = nb
+        else:
+            T[base + ENTRIES] = nb
+        o = nb * BW
+    k = P[o + E_COUNT]
+    P[o + E_COUNT] = k + 1
+    P[o + E_PAIRS + 2 * k] = iid
+    P[o + E_PAIRS + 2 * k + 1] = 0
+    return o + E_PAIRS + 2 * k + 1
 
 
-def _flags_view(base):
-    T = _t()
-    return _words(T[base + ENTRIES], 2 * T[base + NENTRIES])
+def _all_flags_locked(R, base):
+    T, P = R.T, R.P
+    out, b = [], T[base + ENTRIES]
+    while b:
+        o = b * BW
+        for k in range(P[o + E_COUNT]):
+            out.append((P[o + E_PAIRS + 2 * k], o + E_PAIRS + 2 * k + 1))
+        b = P[o + E_NEXT]
+    return out
 
 
-def _should_close_locked(base):
-    T = _t()
+_mypos = {}      # cid -> pool index of this interpreter's flags word (entries never move)
+
+
+def _my_flags_locked(R, base, cid):
+    pos = _mypos.get(cid)
+    if pos is None:
+        pos = _mypos[cid] = _flags_pos_locked(R, base, _ME)
+    return pos
+
+
+def _should_close_locked(R, base):
+    T, P = R.T, R.P
     if not T[base + CLOSES] or T[base + TRANSIT_R] or T[base + TRANSIT_S]:
         return False
-    arr = _flags_view(base)
-    for i in range(1, len(arr), 2):
-        f = arr[i]
+    for _, pos in _all_flags_locked(R, base):
+        f = P[pos]
         for end in (RECV, SEND):
             if f & (_HANDLE[end] | _ASSOC[end]) and not f & _CLOSEDF[end]:
                 return False
     return True
 
 
-def _close_channel_locked(base):
-    """Mark CLOSED, drop blocked senders' nodes, wake every waiter."""
-    T = _t()
+def _close_channel_locked(R, base):
+    """Mark CLOSED: drop blocked senders' messages, wake every waiter."""
+    T, P = R.T, R.P
     T[base + STATE] = CLOSED
-    node, keep_head, keep_tail = T[base + QHEAD], 0, 0
-    while node:
-        nw = _words(node, NODE_WORDS)
-        nxt = nw[N_NEXT]
-        if nw[N_WAITLOCK]:                 # a blocked send(): it gets EOFError
-            nw[N_STATE] = DROPPED
-            _drop_refs_locked(nw)
-            _capi.lock_release(nw[N_WAITLOCK])
-        else:                              # accepted by a *_nowait(): kept for recv
-            nw[N_NEXT] = 0
+    b, keep_head, keep_tail, kept = T[base + QHEAD], 0, 0, 0
+    while b:
+        o = b * BW
+        nxt = P[o + B_NEXT]
+        if not P[o + B_OWNED] and P[o + B_KIND] != 0 and P[o + B_LOCK]:
+            P[o + B_STATE] = DROPPED                  # a blocked send(): EOFError
+            P[o + B_NEXT] = 0
+            _drop_refs_locked(R, o)
+            _capi.lock_release(P[o + B_LOCK])
+        else:                                         # accepted by *_nowait(): kept
+            P[o + B_NEXT] = 0
             if keep_tail:
-                _words(keep_tail, NODE_WORDS)[N_NEXT] = node
+                P[keep_tail * BW + B_NEXT] = b
             else:
-                keep_head = node
-            keep_tail = node
-        node = nxt
-    T[base + QHEAD], T[base + QTAIL] = keep_head, keep_tail
-    T[base + QLEN] = _queue_len_locked(base)
-    _wake_all_locked(base)
-    _maybe_release_locked(base)
+                keep_head = b
+            keep_tail = b
+            kept += 1
+        b = nxt
+    T[base + QHEAD], T[base + QTAIL], T[base + QLEN] = keep_head, keep_tail, kept
+    while _wake_one_locked(R, base):
+        pass
+    _maybe_release_locked(R, base)
 
 
-def _queue_len_locked(base):
-    n, node = 0, _t()[base + QHEAD]
-    while node:
-        n += 1
-        node = _words(node, NODE_WORDS)[N_NEXT]
-    return n
+def _maybe_release_locked(R, base):
+    """Free a closed channel's slot (and its entry blocks) once nothing is queued."""
+    T, P = R.T, R.P
+    if T[base + STATE] != CLOSED or T[base + QHEAD] or T[base + RWHEAD]:
+        return
+    b = T[base + ENTRIES]
+    while b:
+        nxt = P[b * BW + E_NEXT]
+        R.free_locked(b)
+        b = nxt
+    T[base:base + CSLOT_WORDS] = _ZERO
+    R.H[_arena.NCHANNELS_W] -= 1
 
 
-def _maybe_release_locked(base):
-    """Free a closed channel's slot once its queue is empty."""
-    T = _t()
-    if T[base + STATE] == CLOSED and not T[base + QHEAD] and not T[base + RWHEAD]:
-        if T[base + ENTRIES]:
-            _capi.raw_free(T[base + ENTRIES])
-        for i in range(CSLOT_WORDS):
-            T[base + i] = 0
-        _A.header[_arena.NCHANNELS_W] -= 1
-
-
-def _wake_one_locked(base):
-    T = _t()
+def _wake_one_locked(R, base):
+    T, P = R.T, R.P
     w = T[base + RWHEAD]
     if not w:
         return False
-    ww = _words(w, 2)
-    T[base + RWHEAD] = ww[0]
-    if not ww[0]:
+    o = w * BW
+    T[base + RWHEAD] = P[o + B_NEXT]
+    if not P[o + B_NEXT]:
         T[base + RWTAIL] = 0
-    ww[0] = 0
-    _capi.lock_release(ww[1])
+    P[o + B_NEXT] = 0
+    _capi.lock_release(P[o + B_LOCK])
     return True
 
 
-def _wake_all_locked(base):
-    while _wake_one_locked(base):
-        pass
-
-
-def _unlink_waiter_locked(base, waiter):
-    """Remove *waiter* from the RW list; return False if it was not there (woken)."""
-    T = _t()
-    prev, w = 0, T[base + RWHEAD]
-    while w:
-        ww = _words(w, 2)
-        if w == waiter:
+def _unlink_locked(R, base, head_w, tail_w, block):
+    """Remove *block* from the list at T[base+head_w]; return False if absent."""
+    T, P = R.T, R.P
+    prev, b = 0, T[base + head_w]
+    while b:
+        if b == block:
+            nxt = P[b * BW + B_NEXT]
             if prev:
-                _words(prev, 2)[0] = ww[0]
+                P[prev * BW + B_NEXT] = nxt
             else:
-                T[base + RWHEAD] = ww[0]
-            if T[base + RWTAIL] == waiter:
-                T[base + RWTAIL] = prev
-            ww[0] = 0
+                T[base + head_w] = nxt
+            if T[base + tail_w] == block:
+                T[base + tail_w] = prev
+            P[b * BW + B_NEXT] = 0
             return True
-        prev, w = w, ww[0]
+        prev, b = b, P[b * BW + B_NEXT]
     return False
 
 
-def _unlink_node_locked(base, node):
-    T = _t()
-    prev, n = 0, T[base + QHEAD]
-    while n:
-        nw = _words(n, NODE_WORDS)
-        if n == node:
-            if prev:
-                _words(prev, NODE_WORDS)[N_NEXT] = nw[N_NEXT]
-            else:
-                T[base + QHEAD] = nw[N_NEXT]
-            if T[base + QTAIL] == node:
-                T[base + QTAIL] = prev
-            T[base + QLEN] -= 1
-            return True
-        prev, n = n, nw[N_NEXT]
-    return False
+def _append_locked(R, base, head_w, tail_w, block):
+    T = R.T
+    tail = T[base + tail_w]
+    if tail:
+        R.P[tail * BW + B_NEXT] = block
+    else:
+        T[base + head_w] = block
+    T[base + tail_w] = block
 
 
-# -- per-thread wait records ---------------------------------------------------------
-
-class _Waiter(threading.local):
-    addr = 0      # raw record [NEXT, LOCK]; LOCK is held while the thread is idle
-
-    def get(self):
-        if not self.addr:
-            lock = _capi.lock_alloc()
-            _capi.lock_try(lock)
-            self.addr = _capi.raw_alloc(16)
-            _words(self.addr, 2)[1] = lock
-        return self.addr
-
-    def lock(self):
-        return _words(self.get(), 2)[1]
-
-    def retire(self):
-        """Forget a record whose lock a peer may still release (leaked on purpose)."""
-        self.addr = 0
-
-
-_waiter = _Waiter()
-
-
-# -- encoding ------------------------------------------------------------------------
+# -- encoding ---------------------------------------------------------------------------
 
 _SIMPLE = frozenset((type(None), bool, int, float, str, bytes))
 
@@ -304,13 +393,17 @@ def _convert(obj, refs):
                      "for buffers)" % t.__name__)
 
 
-def _revert(value):
+def _revert(value, refs=None):
     t = type(value)
     if t is list:
-        return tuple(_revert(x) for x in value)
+        return tuple(_revert(x, refs) for x in value)
     if t is dict:
         ((tag, cid),) = value.items()
-        return (RecvChannel if tag == "r" else SendChannel)._received(cid)
+        end = RECV if tag == "r" else SEND
+        if refs is not None:
+            refs.append((cid, end))
+            return None
+        return (RecvChannel, SendChannel)[end]._received(cid)
     return value
 
 
@@ -323,385 +416,125 @@ def is_shareable(obj):
     return True
 
 
-def _drop_refs_locked(nw):
-    """A node carrying channel ends is discarded: give back their transit counts."""
-    if nw[N_KIND] != K_OBJ:
-        if nw[N_KIND] == K_BUFFER and nw[N_TOKEN]:
-            _words(nw[N_TOKEN], 4)[T_STATE] = 1
-        return
-    try:
+def _drop_refs_locked(R, o):
+    """A message is discarded: give back its ends' transit counts, release buffers."""
+    P = R.P
+    kind = P[o + B_KIND]
+    if kind == K_BUFFER:
+        if P[o + B_TOKEN]:
+            P[P[o + B_TOKEN] * BW + T_STATE] = 1
+    elif kind == K_OBJ:
         refs = []
-        _plain_refs(marshal.loads(_capi.raw_string_at(nw[N_DATA], nw[N_LEN])), refs)
-    except Exception:
-        return
-    _adjust_transit_locked(refs, -1)
+        try:
+            _revert(marshal.loads(_capi.raw_string_at(P[o + B_DATA], P[o + B_LEN])), refs)
+        except Exception:
+            return
+        _adjust_transit_locked(R, refs, -1)
 
 
-def _plain_refs(value, refs):
-    """Collect the (cid, end) of every channel end in a marshalled message value."""
-    t = type(value)
-    if t is list:
-        for x in value:
-            _plain_refs(x, refs)
-    elif t is dict:
-        ((tag, cid),) = value.items()
-        refs.append((cid, RECV if tag == "r" else SEND))
-
-
-def _adjust_transit_locked(refs, delta):
-    T = _t()
+def _adjust_transit_locked(R, refs, delta):
+    T = R.T
     for cid, end in refs:
         base = (cid % NCSLOTS) * CSLOT_WORDS
         if T[base + CID] == cid:
-            T[base + (TRANSIT_R, TRANSIT_S)[end]] += delta
-            if delta < 0 and _should_close_locked(base) and T[base + STATE] == OPEN:
-                _close_channel_locked(base)
+            T[base + _TRANSIT[end]] += delta
+            if delta < 0 and T[base + STATE] == OPEN and _should_close_locked(R, base):
+                _close_channel_locked(R, base)
 
 
-# -- operations ------------------------------------------------------------------------
-
-def _process_pending():
-    while _pending_closes:
-        try:
-            cid, end = _pending_closes.pop()
-        except IndexError:
-            break
-        _close_end(cid, end, _ME, explicit=False)
-    if _exports:
-        _reap_exports()
-
+# -- channel lifecycle ------------------------------------------------------------------
 
 def create():
     _process_pending()
-    T = _t()
-    with _A:
-        h = _A.header
-        if h[_arena.NCHANNELS_W] >= NCSLOTS:
+    with _locked as R:
+        T, H = R.T, R.H
+        if H[_arena.NCHANNELS_W] >= NCSLOTS:
             raise _exc.ChannelError("too many open channels (%d)" % NCSLOTS)
-        cid = h[_arena.NEXT_CID_W]
+        cid = H[_arena.NEXT_CID_W]
         while T[(cid % NCSLOTS) * CSLOT_WORDS + CID]:
             cid += 1
-        h[_arena.NEXT_CID_W] = cid + 1
+        H[_arena.NEXT_CID_W] = cid + 1
         base = (cid % NCSLOTS) * CSLOT_WORDS
-        for i in range(CSLOT_WORDS):
-            T[base + i] = 0
+        T[base:base + CSLOT_WORDS] = _ZERO
         T[base + STATE] = OPEN
         T[base + CID] = cid
-        h[_arena.NCHANNELS_W] += 1
+        H[_arena.NCHANNELS_W] += 1
     return cid
 
 
 def _attach(cid, end, received=False):
-    """Record that this interpreter holds a handle on *end* of channel *cid*."""
-    with _A:
-        base = _base_locked(cid)
-        i = _entry_locked(base, _ME)
-        arr = _flags_view(base)
-        arr[2 * i + 1] |= _HANDLE[end]
+    """This interpreter now holds a handle on *end* of channel *cid*."""
+    with _locked as R:
         if received:
-            T = _t()
-            T[base + (TRANSIT_R, TRANSIT_S)[end]] -= 1
+            base = (cid % NCSLOTS) * CSLOT_WORDS
+            if R.T[base + CID] != cid:       # closed while in flight: a dead handle
+                return
+            R.T[base + _TRANSIT[end]] -= 1
+        else:
+            base = _base_locked(R, cid)
+        pos = _my_flags_locked(R, base, cid)
+        R.P[pos] |= _HANDLE[end]
 
 
-def _use_locked(cid, end):
-    """Check that this interpreter may use *end*; associate it.  Return base."""
-    base = _base_locked(cid)
-    T = _t()
-    i = _entry_locked(base, _ME)
-    arr = _flags_view(base)
-    f = arr[2 * i + 1]
-    if f & _CLOSEDF[end]:
-        if T[base + STATE] == CLOSED:
-            raise _exc.ChannelClosedError("channel %d is closed" % cid)
-        raise ValueError("channel %d: this interpreter closed its %s end"
-                         % (cid, _END_NAME[end]))
-    if T[base + STATE] == CLOSED and (end == SEND or not T[base + QHEAD]):
-        raise _exc.ChannelClosedError("channel %d is closed" % cid)
-    arr[2 * i + 1] = f | _ASSOC[end]
-    return base
-
-
-def _close_end(cid, end, iid, explicit=True):
+def _close_end(cid, end, iid):
     """close() of one end for interpreter *iid*.  Return True the first time."""
-    with _A:
+    with _locked as R:
         try:
-            base = _base_locked(cid)
-        except _exc.ChannelClosedError:
+            base = _base_locked(R, cid)
+        except _exc.ChannelError:
             return False
-        i = _entry_locked(base, iid)
-        arr = _flags_view(base)
-        f = arr[2 * i + 1]
+        pos = _my_flags_locked(R, base, cid) if iid == _ME else _flags_pos_locked(R, base, iid)
+        P = R.P
+        f = P[pos]
         if f & _CLOSEDF[end]:
             return False
-        arr[2 * i + 1] = (f | _CLOSEDF[end]) & ~(_ASSOC[end] | _HANDLE[end])
-        T = _t()
-        T[base + CLOSES] += 1
-        if T[base + STATE] == OPEN and _should_close_locked(base):
-            _close_channel_locked(base)
+        P[pos] = (f | _CLOSEDF[end]) & ~(_ASSOC[end] | _HANDLE[end])
+        R.T[base + CLOSES] += 1
+        if R.T[base + STATE] == OPEN and _should_close_locked(R, base):
+            _close_channel_locked(R, base)
         return True
 
 
 def drop_interp(iid):
-    """Interpreter *iid* is being destroyed: close its ends of every channel."""
-    tbl = _A.header[_arena.CHANNELS_W]
-    if not tbl:
+    """Interpreter *iid* was destroyed: close its ends of every channel."""
+    if not _interp._arena_obj.header[_arena.CHANNELS_W]:
         return
-    T = _t()
-    with _A:
-        cids = [c for c in T[CID::CSLOT_WORDS].tolist() if c]
-        for cid in cids:
+    with _locked as R:
+        T, P = R.T, R.P
+        for cid in [c for c in T[CID::CSLOT_WORDS].tolist() if c]:
             base = (cid % NCSLOTS) * CSLOT_WORDS
-            i = _entry_locked(base, iid, create=False)
-            if i < 0:
+            pos = _flags_pos_locked(R, base, iid, create=False)
+            if pos < 0:
                 continue
-            arr = _flags_view(base)
-            f = arr[2 * i + 1]
-            if f & (HANDLE_R | ASSOC_R | HANDLE_S | ASSOC_S):
-                arr[2 * i + 1] = CLOSED_R | CLOSED_S
+            if P[pos] & (HANDLE_R | ASSOC_R | HANDLE_S | ASSOC_S):
+                P[pos] = CLOSED_R | CLOSED_S
                 T[base + CLOSES] += 1
-                if T[base + STATE] == OPEN and _should_close_locked(base):
-                    _close_channel_locked(base)
+                if T[base + STATE] == OPEN and _should_close_locked(R, base):
+                    _close_channel_locked(R, base)
 
 
-def _encode(obj, buffer):
-    """Return (kind, data_bytes, refs, export) for a message."""
-    if buffer:
-        try:
-            view, buf, length, readonly = _capi.buffer_export(obj)
-        except (TypeError, BufferError) as exc:
-            raise ValueError("send_buffer() needs a contiguous object supporting the "
-                             "buffer protocol (PEP 3118), not %s (%s)"
-                             % (type(obj).__name__, exc)) from None
-        return K_BUFFER, None, (), (view, buf, length, readonly)
-    if type(obj) is bytes:
-        return K_BYTES, obj, (), None
-    refs = []
-    return K_OBJ, marshal.dumps(_convert(obj, refs)), refs, None
+def _use_locked(R, cid, end):
+    """Check that this interpreter may use *end* and associate it; return base."""
+    base = (cid % NCSLOTS) * CSLOT_WORDS
+    T = R.T
+    if T[base + CID] != cid:
+        base = _base_locked(R, cid)        # raises the right error
+    pos = _mypos.get(cid)
+    if pos is None:
+        pos = _my_flags_locked(R, base, cid)
+    P = R.P
+    f = P[pos]
+    if f & _CLOSEDF[end]:
+        raise ValueError("channel %d: this interpreter closed its %s end"
+                         % (cid, _END_NAME[end]))
+    if T[base + STATE] == CLOSED and (end == SEND or not T[base + QHEAD]):
+        raise _exc.ChannelClosedError("channel %d is closed" % cid)
+    if not f & _ASSOC[end]:
+        P[pos] = f | _ASSOC[end]
+    return base
 
 
-def _make_node(kind, data, export, owned):
-    node = _capi.raw_alloc(NODE_WORDS * 8)
-    nw = _words(node, NODE_WORDS)
-    nw[N_KIND] = kind
-    nw[N_SENDER] = _ME
-    if kind == K_BUFFER:
-        view, buf, length, readonly = export
-        token = _capi.raw_alloc(32)
-        tw = _words(token, 4)
-        tw[T_EXPORTER] = _ME
-        tw[T_VIEW] = view
-        tw[3] = readonly
-        _exports[token] = view
-        nw[N_DATA], nw[N_LEN], nw[N_TOKEN] = buf, length, token
-    elif owned:
-        n = len(data)
-        mem = _capi.raw_alloc(max(n, 1))
-        if n:
-            _capi.raw_copy(mem, _capi.bytes_address(data), n)
-        nw[N_DATA], nw[N_LEN], nw[N_OWNED] = mem, n, 1
-    else:
-        nw[N_DATA], nw[N_LEN] = _capi.bytes_address(data), len(data)
-    return node, nw
-
-
-def _free_node(node, nw):
-    if nw[N_OWNED]:
-        _capi.raw_free(nw[N_DATA])
-    nw.release()
-    _capi.raw_free(node)
-
-
-def _enqueue_locked(base, node):
-    T = _t()
-    tail = T[base + QTAIL]
-    if tail:
-        _words(tail, NODE_WORDS)[N_NEXT] = node
-    else:
-        T[base + QHEAD] = node
-    T[base + QTAIL] = node
-    T[base + QLEN] += 1
-
-
-def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
-    _process_pending()
-    if timeout is not None:
-        timeout = _check_timeout(timeout)
-    kind, data, refs, export = _encode(obj, buffer)
-    owned = nowait and kind != K_BUFFER
-    node, nw = _make_node(kind, data, export, owned)
-    try:
-        with _A:
-            base = _use_locked(cid, SEND)
-            T = _t()
-            if nowait and not T[base + RWHEAD]:
-                raise _exc.NotReceivedError(
-                    "channel %d: no receiver is waiting (send_nowait needs one)" % cid)
-            if refs:
-                for rcid, _ in refs:
-                    _base_locked(rcid)      # a closed end cannot travel
-                _adjust_transit_locked(refs, +1)
-            if not nowait:
-                lock = _waiter.lock()
-                nw[N_WAITLOCK] = lock
-            _enqueue_locked(base, node)
-            _wake_one_locked(base)
-    except BaseException:
-        if kind == K_BUFFER:
-            _unexport(nw[N_TOKEN])
-        _free_node(node, nw)
-        raise
-    if nowait:
-        return
-    # Wait until a receiver took it (DONE) or the channel closed (DROPPED).
-    error = None
-    try:
-        ok = _capi.lock_wait(lock, timeout)
-    except BaseException as exc:        # Ctrl-C: withdraw the object if still pending
-        ok, error = False, exc
-    if not ok:
-        with _A:
-            state = nw[N_STATE]
-            if state == PENDING:
-                base = (cid % NCSLOTS) * CSLOT_WORDS
-                _unlink_node_locked(base, node)
-                nw[N_STATE] = DROPPED
-                _drop_refs_locked(nw)
-                gave_up = True
-            else:
-                gave_up = False
-        if gave_up:
-            if kind == K_BUFFER:
-                _reap_exports()
-            _free_node(node, nw)
-            if error is not None:
-                raise error
-            raise TimeoutError("channel %d: nothing received the object within %r seconds"
-                               % (cid, timeout))
-        # A receiver is taking it (or the channel closed under us): the lock will be
-        # released promptly; wait for that without a timeout.
-        try:
-            _capi.lock_wait(lock, None)
-        except BaseException:
-            _waiter.retire()
-            raise
-        if error is not None and nw[N_STATE] == DONE:
-            error = None                  # it was received: the send succeeded
-    state = nw[N_STATE]
-    _free_node(node, nw)
-    if state == DROPPED:
-        raise _exc.ChannelClosedError("channel %d closed before the object was received"
-                                      % cid)
-
-
-def recv(cid, *, nowait=False, default=None, timeout=None):
-    _process_pending()
-    if timeout is not None:
-        timeout = _check_timeout(timeout)
-        deadline = time.monotonic() + timeout
-    waiter = 0
-    while True:
-        with _A:
-            base = _use_locked(cid, RECV)
-            T = _t()
-            node = T[base + QHEAD]
-            if node:
-                nw = _words(node, NODE_WORDS)
-                T[base + QHEAD] = nw[N_NEXT]
-                if not nw[N_NEXT]:
-                    T[base + QTAIL] = 0
-                T[base + QLEN] -= 1
-                nw[N_STATE] = TAKEN
-                if T[base + STATE] == CLOSED:
-                    _maybe_release_locked(base)
-            elif nowait:
-                return default
-            else:
-                waiter = _waiter.get()
-                ww = _words(waiter, 2)
-                tail = T[base + RWTAIL]
-                if tail:
-                    _words(tail, 2)[0] = waiter
-                else:
-                    T[base + RWHEAD] = waiter
-                T[base + RWTAIL] = waiter
-                lock = ww[1]
-        if node:
-            return _take(node, nw)
-        error = None
-        try:
-            if timeout is None:
-                woken = _capi.lock_wait(lock, None)
-            else:
-                left = deadline - time.monotonic()
-                woken = left > 0 and _capi.lock_wait(lock, left)
-        except BaseException as exc:     # Ctrl-C: leave the channel as we found it
-            woken, error = False, exc
-        if woken:
-            continue
-        with _A:
-            base = (cid % NCSLOTS) * CSLOT_WORDS
-            still_waiting = _unlink_waiter_locked(base, waiter) if _t()[base + CID] == cid \
-                else False
-            if not still_waiting:
-                _capi.lock_try(lock)      # we were woken as we gave up: consume it
-        if error is not None:
-            raise error
-        if not still_waiting:
-            continue                      # look once more: a message may be there
-        raise TimeoutError("channel %d: nothing was sent within %r seconds" % (cid, timeout))
-
-
-def _take(node, nw):
-    kind = nw[N_KIND]
-    try:
-        if kind == K_BYTES:
-            obj = _capi.raw_string_at(nw[N_DATA], nw[N_LEN])
-        elif kind == K_OBJ:
-            obj = _revert(marshal.loads(_capi.raw_string_at(nw[N_DATA], nw[N_LEN])))
-        else:
-            obj = _map_buffer(nw)
-    finally:
-        if nw[N_WAITLOCK]:
-            lock = nw[N_WAITLOCK]
-            nw[N_STATE] = DONE
-            nw.release()
-            _capi.lock_release(lock)      # the sender frees the node
-        else:
-            _free_node(node, nw)
-    return obj
-
-
-def _map_buffer(nw):
-    holder = _capi.foreign_memory(nw[N_DATA], nw[N_LEN])
-    token = nw[N_TOKEN]
-    view = memoryview(holder).cast("B")
-    if _words(token, 4)[3]:
-        view = view.toreadonly()
-    weakref.finalize(holder, _release_token, token)
-    return view
-
-
-def _release_token(token):
-    _words(token, 4)[T_STATE] = 1
-
-
-def _unexport(token):
-    view = _exports.pop(token, None)
-    if view:
-        _capi.buffer_release(view)
-    _capi.raw_free(token)
-
-
-def _reap_exports():
-    for token in [t for t in list(_exports) if _words(t, 4)[T_STATE]]:
-        _unexport(token)
-
-
-def outstanding_exports():
-    """Buffers this interpreter exported that a receiver still holds."""
-    _reap_exports()
-    return len(_exports)
-
+# -- send and recv ----------------------------------------------------------------------
 
 def _check_timeout(timeout):
     try:
@@ -709,39 +542,262 @@ def _check_timeout(timeout):
     except (TypeError, ValueError):
         raise TypeError("timeout must be a number of seconds or None, not %s"
                         % type(timeout).__name__) from None
-    if timeout < 0 or timeout != timeout:
+    if not timeout >= 0:
         raise ValueError("timeout must be a non-negative number, got %r" % timeout)
     return timeout
 
 
+def _export(obj):
+    try:
+        return _capi.buffer_export(obj)
+    except (TypeError, BufferError) as exc:
+        raise ValueError("send_buffer() needs a contiguous object supporting the buffer "
+                         "protocol (PEP 3118), not %s (%s)" % (type(obj).__name__, exc)) from None
+
+
+def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
+    if _pending_frees or _pending_closes or _exports:
+        _process_pending()
+    if timeout is not None:
+        timeout = _check_timeout(timeout)
+    refs = ()
+    export = None
+    if buffer:
+        kind = K_BUFFER
+        export = _export(obj)
+        data = None
+    elif type(obj) is bytes:
+        kind, data = K_BYTES, obj
+    else:
+        refs = []
+        kind, data = K_OBJ, marshal.dumps(_convert(obj, refs))
+    if nowait and data is not None:
+        n = len(data)
+        mem = _capi.raw_alloc(max(n, 1))
+        if n:
+            _capi.raw_copy(mem, _capi.bytes_address(data), n)
+    else:
+        mem = 0
+    tb = None if nowait else (_local.tb or _thread_block())
+    try:
+        with _locked as R:
+            base = _use_locked(R, cid, SEND)
+            T, P = R.T, R.P
+            if nowait and not T[base + RWHEAD]:
+                raise _exc.NotReceivedError(
+                    "channel %d: no receiver is waiting (a *_nowait() send needs one)" % cid)
+            for rcid, _ in refs:
+                _base_locked(R, rcid)            # a closed end cannot travel
+            b = R.alloc_locked() if nowait else tb.block
+            o = b * BW
+            P[o + B_KIND] = kind
+            P[o + B_SENDER] = _ME
+            P[o + B_STATE] = PENDING
+            P[o + B_NEXT] = 0
+            if kind == K_BUFFER:
+                view, buf, length, readonly = export
+                t = R.alloc_locked()
+                P[t * BW + T_EXPORTER] = _ME
+                P[t * BW + T_VIEW] = view
+                P[t * BW + T_READONLY] = readonly
+                _exports[t] = view
+                export = None                    # owned by the token now
+                P[o + B_DATA], P[o + B_LEN], P[o + B_TOKEN] = buf, length, t
+            else:
+                P[o + B_DATA] = mem or _capi.bytes_address(data)
+                P[o + B_LEN] = len(data)
+                P[o + B_TOKEN] = 0
+            P[o + B_OWNED] = 1 if nowait else 0
+            if nowait:
+                P[o + B_LOCK] = 0
+            if refs:
+                _adjust_transit_locked(R, refs, +1)
+            _append_locked(R, base, QHEAD, QTAIL, b)
+            T[base + QLEN] += 1
+            _wake_one_locked(R, base)
+    except BaseException:
+        if mem:
+            _capi.raw_free(mem)
+        if export is not None:
+            _capi.buffer_release(export[0])
+        raise
+    if nowait:
+        return
+    # Wait until a receiver took it (DONE) or the channel closed (DROPPED).
+    error = None
+    try:
+        if tb.lock_try():
+            ok = True
+        else:
+            ok = _capi.lock_wait(tb.lock, timeout)
+    except BaseException as exc:          # Ctrl-C: withdraw the object if still pending
+        ok, error = False, exc
+    o = tb.block * BW
+    P = _R.P
+    if not ok:
+        with _locked as R:
+            if P[o + B_STATE] == PENDING:
+                base = (cid % NCSLOTS) * CSLOT_WORDS
+                if _unlink_locked(R, base, QHEAD, QTAIL, tb.block):
+                    R.T[base + QLEN] -= 1
+                P[o + B_STATE] = DROPPED
+                _drop_refs_locked(R, o)
+                withdrawn = True
+            else:
+                withdrawn = False
+        if withdrawn:
+            if error is not None:
+                raise error
+            raise TimeoutError("channel %d: nothing received the object within %r seconds"
+                               % (cid, timeout))
+        # A receiver is copying it (or the channel closed under us): our lock is
+        # released promptly; wait for that, so *obj* outlives the copy.
+        try:
+            _capi.lock_wait(tb.lock, None)
+        except BaseException:
+            tb.retired = True
+            _local.tb = None
+            raise
+        if error is not None and P[o + B_STATE] != DONE:
+            raise error
+    if P[o + B_STATE] == DROPPED:
+        raise _exc.ChannelClosedError("channel %d closed before the object was received"
+                                      % cid)
+
+
+def recv(cid, *, nowait=False, default=None, timeout=None):
+    if _pending_frees or _pending_closes or _exports:
+        _process_pending()
+    if timeout is not None:
+        timeout = _check_timeout(timeout)
+        deadline = time.monotonic() + timeout
+    tb = None if nowait else (_local.tb or _thread_block())   # not under the lock
+    while True:
+        with _locked as R:
+            base = _use_locked(R, cid, RECV)
+            T, P = R.T, R.P
+            b = T[base + QHEAD]
+            if b:
+                o = b * BW
+                T[base + QHEAD] = P[o + B_NEXT]
+                if not P[o + B_NEXT]:
+                    T[base + QTAIL] = 0
+                T[base + QLEN] -= 1
+                P[o + B_NEXT] = 0
+                P[o + B_STATE] = TAKEN
+                kind, data, length = P[o + B_KIND], P[o + B_DATA], P[o + B_LEN]
+                owned, lock, token = P[o + B_OWNED], P[o + B_LOCK], P[o + B_TOKEN]
+                if T[base + STATE] == CLOSED:
+                    _maybe_release_locked(R, base)
+            elif nowait:
+                return default
+            else:
+                _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
+        if b:
+            return _take(b, kind, data, length, owned, lock, token)
+        error = None
+        try:
+            if timeout is None:
+                woken = _capi.lock_wait(tb.lock, None)
+            else:
+                left = deadline - time.monotonic()
+                woken = left > 0 and _capi.lock_wait(tb.lock, left)
+        except BaseException as exc:      # Ctrl-C: leave the channel as we found it
+            woken, error = False, exc
+        if woken:
+            continue
+        with _locked as R:
+            base = (cid % NCSLOTS) * CSLOT_WORDS
+            waiting = (R.T[base + CID] == cid
+                       and _unlink_locked(R, base, RWHEAD, RWTAIL, tb.block))
+            if not waiting:
+                tb.lock_try()             # we were woken as we gave up: take it back
+        if error is not None:
+            raise error
+        if not waiting:
+            continue                      # look once more: a message may be there
+        raise TimeoutError("channel %d: nothing was sent within %r seconds" % (cid, timeout))
+
+
+def _take(b, kind, data, length, owned, lock, token):
+    try:
+        if kind == K_BYTES:
+            obj = _capi.raw_string_at(data, length)
+        elif kind == K_OBJ:
+            obj = _revert(marshal.loads(_capi.raw_string_at(data, length)))
+        else:
+            obj = _map_buffer(data, length, token)
+    finally:
+        if owned:
+            with _locked as R:
+                R.free_locked(b)
+            if kind != K_BUFFER:
+                _capi.raw_free(data)
+        else:
+            _R.P[b * BW + B_STATE] = DONE
+            _capi.lock_release(lock)      # the sender owns the block
+    return obj
+
+
+def _map_buffer(data, length, token):
+    holder = _capi.foreign_memory(data, length)
+    view = memoryview(holder).cast("B")
+    if _R.P[token * BW + T_READONLY]:
+        view = view.toreadonly()
+    weakref.finalize(holder, _release_token, token)
+    return view
+
+
+def _release_token(token):
+    R = _R or _regions()
+    R.P[token * BW + T_STATE] = 1         # the exporter releases it at its next operation
+
+
+def _reap_exports():
+    P = _R.P
+    done = [t for t in list(_exports) if P[t * BW + T_STATE]]
+    for t in done:
+        view = _exports.pop(t, None)
+        if view:
+            _capi.buffer_release(view)
+        with _locked as R:
+            R.free_locked(t)
+
+
+def outstanding_exports():
+    """Number of buffers this interpreter sent that a receiver still holds."""
+    if _exports:
+        _reap_exports()
+    return len(_exports)
+
+
 def associated(cid, end):
-    with _A:
-        base = _base_locked(cid)
-        arr = _flags_view(base)
-        return [arr[i] for i in range(0, len(arr), 2)
-                if arr[i + 1] & _ASSOC[end] and not arr[i + 1] & _CLOSEDF[end]]
+    with _locked as R:
+        base = _base_locked(R, cid)
+        return [iid for iid, pos in _all_flags_locked(R, base)
+                if R.P[pos] & _ASSOC[end] and not R.P[pos] & _CLOSEDF[end]]
 
 
 def list_open():
-    tbl = _A.header[_arena.CHANNELS_W]
-    if not tbl:
+    if not _interp._arena_obj.header[_arena.CHANNELS_W]:
         return []
-    T = _t()
-    with _A:
+    with _locked as R:
+        T = R.T
         return sorted(c for c in T[CID::CSLOT_WORDS].tolist()
                       if c and T[(c % NCSLOTS) * CSLOT_WORDS + STATE] == OPEN)
 
 
-# -- the channel ends ------------------------------------------------------------------
+# -- the channel ends ---------------------------------------------------------------------
 
 class _ChannelEnd:
     __slots__ = ("_id", "__weakref__")
-    _end = None
+    _end = RECV
     _known = None
 
     def __new__(cls, id):
         if isinstance(id, bool) or not isinstance(id, int):
             raise TypeError("channel id must be an int, not %s" % type(id).__name__)
+        id = int(id)
         self = cls._known.get(id)
         if self is None:
             _process_pending()
@@ -753,21 +809,24 @@ class _ChannelEnd:
 
     @classmethod
     def _received(cls, cid):
+        _attach(cid, cls._end, received=True)
         self = cls._known.get(cid)
         if self is None:
             self = object.__new__(cls)
             self._id = cid
             cls._known[cid] = self
-        _attach(cid, cls._end, received=True)
         return self
 
     def __del__(self):
         # The last handle in this interpreter is gone: close our end (PEP 554).
-        # Never block here: the arena lock may be held by this very thread.
+        # Never block here: if the arena lock is taken (maybe by this very thread,
+        # when the collector runs inside a locked section), defer to the next
+        # operation in this interpreter.
         try:
-            if _capi.lock_try(_A.lock):
-                _capi.lock_release(_A.lock)
-                _close_end(self._id, self._end, _ME, explicit=False)
+            R = _R
+            if R is not None and R.lock_try():
+                R.lock_release()
+                _close_end(self._id, self._end, _ME)
             else:
                 _pending_closes.append((self._id, self._end))
         except Exception:
@@ -794,7 +853,7 @@ class _ChannelEnd:
 
     @property
     def interpreters(self):
-        """The interpreters associated with this end (used it and not closed it)."""
+        """The interpreters associated with this end: used it and did not close it."""
         from . import Interpreter
         return [Interpreter(i) for i in associated(self._id, self._end)]
 
@@ -804,9 +863,11 @@ class _ChannelEnd:
     def close(self):
         """Drop this interpreter's association with this end and block future use.
 
-        Once no interpreter is attached to either end, the channel is closed and
-        send()/recv() anywhere raise EOFError (ChannelClosedError).  Idempotent:
-        return True only the first time this interpreter closes this end.
+        Once no interpreter is attached to either end (holding it or associated
+        with it, and not closed), the channel is closed: send() and recv()
+        anywhere raise EOFError (ChannelClosedError), except that objects
+        already accepted by a *_nowait() send can still be received.
+        Idempotent: return True only the first time this interpreter closes it.
         """
         _process_pending()
         return _close_end(self._id, self._end, _ME)
@@ -856,11 +917,13 @@ class SendChannel(_ChannelEnd):
             EOFError (ChannelClosedError): the channel is (or becomes) closed.
             TimeoutError: no receiver took it within *timeout* seconds; the
                 object was withdrawn and will never be received.
+            KeyboardInterrupt: Ctrl-C while waiting; the object is withdrawn
+                unless a receiver had already taken it.
         """
         send(self._id, obj, timeout=timeout)
 
     def send_nowait(self, obj):
-        """Hand *obj* to a receiver that is waiting now; else raise RuntimeError.
+        """Hand *obj* to a receiver waiting right now; else raise RuntimeError.
 
         Raises NotReceivedError (a RuntimeError) when no receiver is waiting.
         """
@@ -869,10 +932,11 @@ class SendChannel(_ChannelEnd):
     def send_buffer(self, obj, timeout=None):
         """Send a zero-copy view of *obj*'s (PEP 3118) buffer; wait until received.
 
-        The receiver gets a memoryview over this interpreter's memory.  *obj* stays
-        exported (and alive) until the receiver releases the view or its
-        interpreter ends, even if every reference here is dropped.  While such a
-        view is held, this interpreter cannot be destroyed (InterpreterError).
+        The receiver gets a memoryview over this interpreter's memory, writable
+        if *obj* is.  *obj* stays exported (and alive) until the receiver
+        releases the view or its interpreter ends, even if every reference here
+        is dropped.  While a receiver holds such a view, the sending
+        interpreter cannot be destroyed (InterpreterError says so).
         """
         send(self._id, obj, buffer=True, timeout=timeout)
 
@@ -904,11 +968,14 @@ def list_all_channels():
 
 
 def _after_fork_in_child():
-    global _A, _T
-    _A = _interp._arena_obj
-    _T = None
+    # The child starts a fresh arena (_interp does that first): forget the parent's.
+    global _R
+    _R = None
+    _local.tb = None
+    _mypos.clear()
     _exports.clear()
     _pending_closes.clear()
+    _pending_frees.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
