@@ -483,11 +483,26 @@ def _end_on_ucontexts(sub_tstate, back_tstate):
 # _PyRuntime (head and main adjacent on 3.8-3.13), and PyInterpreterState.next
 # (offset 0 on 3.8-3.12; on 3.13 after the ceval state, found and checked below).
 
+def _mapped_words(addr, limit):
+    """Return how many 8-byte words from *addr* lie in its mapping (at most *limit*).
+
+    _PyRuntime sits near the end of libpython's data segment on 3.8-3.10: a fixed
+    64 KB scan from it read past the mapping and segfaulted.
+    """
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            lo, hi = (int(x, 16) for x in line.split(None, 1)[0].split("-"))
+            if lo <= addr < hi:
+                return min(limit, (hi - addr) // 8)
+    return 0
+
+
 def _runtime_head_addr():
     base = ctypes.addressof(c_void_p.in_dll(_libpython, "_PyRuntime"))
     head, main = PyInterpreterState_Head(), PyInterpreterState_Main()  # noqa: F821
-    words = (c_void_p * 8192).from_address(base)
-    found = [i for i in range(8191) if words[i] == head and words[i + 1] == main]
+    n = _mapped_words(base, 8192)
+    words = (c_void_p * n).from_address(base)
+    found = [i for i in range(n - 1) if words[i] == head and words[i + 1] == main]
     if len(found) != 1:
         raise RuntimeError("cannot locate the runtime's interpreter list (%d matches)"
                            % len(found))
