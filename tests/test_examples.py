@@ -16,9 +16,10 @@ EXAMPLES = sorted(glob.glob(os.path.join(REPO_ROOT, "examples", "*.py")))
 CRASH_MARKERS = ("Fatal Python error", "Segmentation fault", "Aborted", "core dumped")
 TIMEOUT = 60
 
-PEP_EXAMPLES = [   # the PEP's examples that need no channels
+PEP_EXAMPLES = [   # one script per example in the PEP's "Examples" section
     "run_isolated_code", "run_in_a_thread", "prepopulate_interpreter", "handle_an_exception",
-    "run_a_module", "run_as_script", "thread_pool_executor",
+    "synchronize_using_a_channel", "share_a_file_descriptor", "pass_objects_via_marshal",
+    "pass_objects_via_pickle", "run_a_module", "run_as_script", "thread_pool_executor",
 ]
 
 

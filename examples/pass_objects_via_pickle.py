@@ -1,0 +1,75 @@
+"""PEP 554 example "Passing objects via pickle": objects become bytes, then objects again.
+
+A channel carries only simple data such as bytes, so the sender serializes each
+object with ``pickle.dumps()`` and the receiver rebuilds it with ``pickle.loads()``:
+the receiver gets an equal object of its own, never the sender's.  pickle handles most objects whose type the other interpreter can import.
+An empty bytes object ends the stream.  ``input`` and ``do_something`` (undefined
+in the PEP) are a list of sample objects and a function that collects them.
+
+Run it from the repository root:  python examples/pass_objects_via_pickle.py
+"""
+
+import collections
+import fractions
+import pickle
+import os
+import sys
+import textwrap as tw
+import threading
+
+try:
+    import interpreters
+except ImportError:   # a checkout that is not installed: use the package next to us
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import interpreters
+
+input = [{"user": "ann", "tags": {"a", "b"}}, fractions.Fraction(1, 3), collections.OrderedDict(x=1), range(3)]
+
+
+def main():
+    errors = []
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    interp = interpreters.create()
+    t = None
+    try:
+        # --- the PEP's example ---
+        r, s = interpreters.create_channel()
+        interp.run(tw.dedent("""
+            import pickle
+            received = []
+            def do_something(obj):
+                print("got", repr(obj))
+                received.append(obj)
+            """),
+            channels={'reader': r})
+        def run():
+            interp.run(tw.dedent("""
+                data = reader.recv()
+                while data:
+                    obj = pickle.loads(data)
+                    do_something(obj)
+                    data = reader.recv()
+                reader.close()
+                """),
+                channels={'reader': r})
+        t = threading.Thread(target=run)
+        t.start()
+        for obj in input:
+            data = pickle.dumps(obj)
+            s.send(data)
+        s.send(b'')
+
+        # --- check: the other interpreter rebuilt equal objects, in order ---
+        t.join(30)
+        assert not t.is_alive() and not errors, errors
+        interp.run("assert received == pickle.loads(%r), received" % (pickle.dumps(input),))
+        print("ok: %d objects passed to %r via pickle" % (len(input), interp))
+    finally:
+        if t is not None:
+            t.join(10)                 # only waits after an error above
+        if t is None or not t.is_alive():
+            interp.destroy()
+
+
+if __name__ == "__main__":
+    main()
