@@ -71,8 +71,14 @@ _PROTOTYPES = (
     _P("_swap", None, None, symbol="PyThreadState_Swap"),
     # PyThreadState *PyThreadState_Swap(PyThreadState *)   -- last link of NEW: returns the sub
     _P("_swap_back_result", c_void_p, None, symbol="PyThreadState_Swap"),
-    # int PyRun_SimpleString(const char *)        -- only inside _cross(RUN); never raises
+    # int PyRun_SimpleString(const char *)        -- only inside _cross(BOOT); never raises
     _P("_run_simple", None, None, symbol="PyRun_SimpleString"),
+    # int PyObject_HasAttr(PyObject *, PyObject *)   -- only inside _cross(RUN): calls the
+    #   sub's entry property; never leaves an exception set (cleared or unraisable)
+    _P("_has_attr", None, None, symbol="PyObject_HasAttr"),
+    # void Py_IncRef(PyObject *), void Py_DecRef(PyObject *)   -- only inside _cross(PIN/UNPIN)
+    _P("_incref", None, None, symbol="Py_IncRef"),
+    _P("_decref", None, None, symbol="Py_DecRef"),
     # void PyThreadState_Clear(PyThreadState *)   -- only inside _cross(CLEAR)
     _P("_tstate_clear", None, None, symbol="PyThreadState_Clear"),
     # PyThreadState *PyThreadState_Get(void)
@@ -370,7 +376,7 @@ def main_dict_set(key, value):
 # ---------------------------------------------------------------------------------
 # The crossing.
 
-NEW, RUN, CLEAR, END = "new", "run", "clear", "end"
+NEW, BOOT, RUN, PIN, UNPIN, CLEAR, END = "new", "boot", "run", "pin", "unpin", "clear", "end"
 
 # 3.11+: operator.call makes zero allocations (DESIGN.md fact 3).  3.8-3.10 have no
 # operator.call; partial.__call__ allocates transient argument tuples, which is
@@ -396,10 +402,10 @@ def code_arg(source_bytes):
     return ctypes.byref(ctypes.create_string_buffer(source_bytes))
 
 
-def run_calls(sub_tstate, code, back_tstate):
+def run_calls(sub_tstate, probe, name, back_tstate):
     """Prebuild the call list of ``_cross(RUN)``; keep it private to one thread."""
     return (functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
-            functools.partial(_run_simple, code),  # noqa: F821
+            functools.partial(_has_attr, ptr_arg(probe), ptr_arg(name)),  # noqa: F821
             functools.partial(_swap, ptr_arg(back_tstate)))  # noqa: F821
 
 
@@ -407,10 +413,15 @@ def _cross(op, sub_tstate=None, calls=None):
     """AUDITED CROSSING: the package's only switches into another interpreter.
 
     NEW:   [Py_NewInterpreter(), Swap(back)] -> return the new sub's tstate.
-    RUN:   *calls* from run_calls(): [Swap(sub), PyRun_SimpleString(code), Swap(back)].
+    BOOT:  [Swap(sub), PyRun_SimpleString(code), Swap(back)], once per interpreter.
            PyRun_SimpleString never leaves an exception set (it prints and clears
-           it), and the code it runs catches SystemExit itself, so nothing in the
-           chain can raise while the sub is current.
+           it), and the bootstrap catches SystemExit itself.
+    RUN:   *calls* from run_calls(): [Swap(sub), PyObject_HasAttr(probe, name),
+           Swap(back)].  The attribute is a property whose getter is the sub's
+           runner; HasAttr clears (3.13: reports as unraisable) any exception,
+           so nothing in the chain can raise while the sub is current.
+    PIN / UNPIN: [Swap(sub), Py_IncRef/Py_DecRef(obj)..., Swap(back)]: keep the
+           probe and its name alive from outside the sub's namespace.
     CLEAR: [Swap(sub), PyThreadState_Clear(sub), Swap(back)]; the caller then
            deletes the (no longer current) tstate.
     END:   [Swap(sub), Py_EndInterpreter(sub), Swap(back)] on glibc ucontexts
@@ -421,9 +432,20 @@ def _cross(op, sub_tstate=None, calls=None):
     calling thread; the chain runs inside C, so the calling frame executes no
     bytecode until the original thread state is current again.
     """
-    back = PyThreadState_Get()  # noqa: F821
     if op == RUN:
         _chain(calls)
+        return None
+    back = PyThreadState_Get()  # noqa: F821
+    if op == BOOT:
+        _chain((functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
+                functools.partial(_run_simple, calls),  # noqa: F821
+                functools.partial(_swap, ptr_arg(back))))  # noqa: F821
+        return None
+    if op in (PIN, UNPIN):
+        fn = _incref if op == PIN else _decref  # noqa: F821
+        _chain((functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
+                *[functools.partial(fn, ptr_arg(a)) for a in calls],
+                functools.partial(_swap, ptr_arg(back))))  # noqa: F821
         return None
     if op == NEW:
         # Py_NewInterpreter leaves the new tstate current; swapping back returns it
@@ -546,6 +568,19 @@ def new_interpreter():
 
 def run_prebuilt(calls):
     _cross(RUN, calls=calls)
+
+
+def bootstrap(sub_tstate, code):
+    """Run *code* (bytes, compiled by PyRun_SimpleString) once in a new sub."""
+    _cross(BOOT, sub_tstate, code_arg(code))
+
+
+def pin(sub_tstate, addrs):
+    _cross(PIN, sub_tstate, addrs)
+
+
+def unpin(sub_tstate, addrs):
+    _cross(UNPIN, sub_tstate, addrs)
 
 
 def delete_tstate(tstate):

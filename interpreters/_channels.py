@@ -48,6 +48,7 @@ blocking send; ``__del__`` only tries it.
 """
 
 import marshal
+import numbers
 import os
 import threading
 import time
@@ -537,11 +538,10 @@ def _use_locked(R, cid, end):
 # -- send and recv ----------------------------------------------------------------------
 
 def _check_timeout(timeout):
-    try:
-        timeout = float(timeout)
-    except (TypeError, ValueError):
+    if not isinstance(timeout, numbers.Real):
         raise TypeError("timeout must be a number of seconds or None, not %s"
-                        % type(timeout).__name__) from None
+                        % type(timeout).__name__)
+    timeout = float(timeout)
     if not timeout >= 0:
         raise ValueError("timeout must be a non-negative number, got %r" % timeout)
     return timeout

@@ -17,7 +17,6 @@ from . import _arena, _capi, _exc, _sub
 
 PYVER = sys.version_info[:2]
 IO_SIZE = 1 << 16
-_RUN_ENTRY = b"__interpreters_run__()"
 
 _arena_obj = _arena.attach()
 _A = _arena_obj                      # short alias for hot paths
@@ -29,6 +28,7 @@ _crossings = {}  # (slot, thread ident) -> (ID1, GEN, back tstate, calls)
 with open(_sub.__file__, "rb") as _f:
     _SUB_SOURCE = _f.read()
 _SUB_FILE = os.path.abspath(_sub.__file__)
+_SUB_CODE = marshal.dumps(compile(_SUB_SOURCE, _SUB_FILE, "exec"))   # compiled once, here
 
 
 def bootstrap_code(fd, iid, path):
@@ -36,9 +36,9 @@ def bootstrap_code(fd, iid, path):
 
     It leaves no name in the interpreter's ``__main__``.
     """
-    return ("(lambda ns: (exec(compile(%r, %r, 'exec'), ns), ns['_install'](%d, %d, %r)))"
-            "({'__name__': '_interpreters_sub'})\n"
-            % (_SUB_SOURCE, _SUB_FILE, fd, iid, list(path))).encode()
+    return ("(lambda ns: (exec(__import__('marshal').loads(%r), ns), "
+            "ns['_install'](%d, %d, %r)))({'__name__': '_interpreters_sub'})\n"
+            % (_SUB_CODE, fd, iid, list(path))).encode()
 
 
 # ------------------------------------------------------------------------------------
@@ -195,11 +195,12 @@ def _create():
     try:
         entry = _io_for(slot, iid + 1)
         entry[2][_sub.CAP] = entry[3]
-        code = _capi.code_arg(bootstrap_code(fd, iid, sys.path))
-        _capi.run_prebuilt(_capi.run_calls(head, code, _capi.PyThreadState_Get()))
-        if entry[2][_sub.READY] != _sub.MAGIC:
+        _capi.bootstrap(head, bootstrap_code(fd, iid, sys.path))
+        words = entry[2]
+        if words[_sub.READY] != _sub.MAGIC:
             raise _exc.InterpreterError(
                 "could not install the runtime in interpreter %d (see stderr)" % iid)
+        _capi.pin(head, (words[_sub.PROBE], words[_sub.PROBE_NAME]))
     except BaseException:
         _teardown(slot, iid)
         raise
@@ -232,7 +233,8 @@ def _crossing_for(slot, id1):
             if not ts:
                 raise MemoryError("cannot create a thread state for interpreter %d" % (id1 - 1))
             _A.add_tstate_locked(slot, ident, ts)
-    calls = _capi.run_calls(ts, _capi.code_arg(_RUN_ENTRY), back)
+    words = _io_for(slot, id1)[2]
+    calls = _capi.run_calls(ts, words[_sub.PROBE], words[_sub.PROBE_NAME], back)
     _crossings[key] = (id1, gen, back, calls)
     return calls
 
@@ -246,46 +248,113 @@ def _flush_std():
                 pass
 
 
+_fast = {}        # (iid, thread ident) -> prebuilt state of run(), see _run_slow()
+_HERE = _capi.current_interp()     # each interpreter has its own copy of this module
+
+
 def run(iid, source, extra=b""):
-    """Run *source* (str) in interpreter *iid*; block until done."""
-    if isinstance(source, str):
-        data = source.encode("utf-8", "surrogatepass")
-    else:
+    """Run *source* (str) in interpreter *iid*; block until done.
+
+    The fast path reuses what the first run() from this thread prepared, after
+    checking it against the arena: the slot still holds this interpreter (ID1),
+    its thread states were not rebuilt (GEN), this thread's tstate is the same
+    (a new thread can reuse a dead one's ident), and the io block was not grown.
+    """
+    if type(source) is not str:
         raise TypeError("run() source must be str, not %s" % type(source).__name__)
+    data = source.encode("utf-8", "surrogatepass")
+    fast = _fast.get((iid, threading.get_ident()))
+    if fast is None:
+        return _run_slow(iid, data, extra)
+    slot, base, id1, gen, busy_try, busy_release, entry, calls, back = fast
+    if not busy_try():
+        raise _exc.InterpreterError("interpreter %d is already running" % iid)
+    try:
+        S = _A.slots
+        mm, words, size = entry[1], entry[2], entry[3]
+        n = len(data)
+        if (_io.get(slot) is not entry or S[base] != id1 or S[base + _arena.GEN] != gen
+                or words[_sub.CAP] != size
+                or _sub.HDR + n + len(extra) > size or _capi.PyThreadState_Get() != back):
+            fast = None
+        else:
+            mm[_sub.HDR:_sub.HDR + n] = data
+            if extra:
+                mm[_sub.HDR + n:_sub.HDR + n + len(extra)] = extra
+            words[_sub.SRCLEN] = n
+            words[_sub.EXTRA] = len(extra)
+            words[_sub.OP] = _sub.RUN
+            words[_sub.STATUS] = _sub.PENDING
+            _flush_std()
+            _capi.run_prebuilt(calls)
+            status = words[_sub.STATUS]
+            if status == _sub.FAILED:
+                info = _read_failure(slot, id1)
+    finally:
+        busy_release()
+    if fast is None:
+        _fast.pop((iid, threading.get_ident()), None)
+        return _run_slow(iid, data, extra)
+    if status == _sub.OK:
+        return None
+    return _finish(iid, status, info)
+
+
+def _read_failure(slot, id1):
+    entry = _io_for(slot, id1)    # the report may have grown the io block
+    return _exc.ExceptionInfo(*marshal.loads(
+        entry[1][_sub.HDR:_sub.HDR + entry[2][_sub.OUTLEN]]))
+
+
+def _finish(iid, status, info):
+    if status == _sub.FAILED:
+        raise _exc.rebuild(info)
+    raise _exc.InterpreterError(
+        "the runtime of interpreter %d is damaged (status %d); see stderr" % (iid, status))
+
+
+_busy_ops = {}    # slot -> (try, release) with prebuilt arguments (BUSY locks are kept)
+
+
+def _run_slow(iid, data, extra):
     if iid == 0:
         raise _exc.InterpreterError(
             "interpreter 0 (main) is always running: run() cannot enter it")
     slot = slot_of(iid)
     id1 = iid + 1
     busy = _A.word(slot, _arena.BUSY)
-    if not _capi.lock_try(busy):
+    ops = _busy_ops.get(slot)
+    if ops is None:
+        ops = _busy_ops[slot] = _capi.fast_lock(busy)
+    if not ops[0]():
         raise _exc.InterpreterError("interpreter %d is already running" % iid)
+    info = None
     try:
         if _A.word(slot, _arena.ID1) != id1:
             raise _exc.InterpreterNotFoundError(
                 "interpreter %d does not exist (already destroyed?)" % iid)
-        if _A.word(slot, _arena.INTERP) == _capi.current_interp():
+        if _A.word(slot, _arena.INTERP) == _HERE:
             raise _exc.InterpreterError("interpreter %d is already running" % iid)
         entry = _write_source(slot, _io_for(slot, id1), data, extra)
         words = entry[2]
         words[_sub.OP] = _sub.RUN
         words[_sub.STATUS] = _sub.PENDING
         calls = _crossing_for(slot, id1)
+        gen = _A.word(slot, _arena.GEN)
+        entry = _io_for(slot, id1)
+        _fast[(iid, threading.get_ident())] = (
+            slot, slot * _arena.ISLOT_WORDS, id1, gen, ops[0], ops[1], entry, calls,
+            _capi.PyThreadState_Get())
         _flush_std()
         _capi.run_prebuilt(calls)
         status = words[_sub.STATUS]
         if status == _sub.FAILED:
-            entry = _io_for(slot, id1)    # the report may have grown the io block
-            info = _exc.ExceptionInfo(*marshal.loads(
-                entry[1][_sub.HDR:_sub.HDR + entry[2][_sub.OUTLEN]]))
+            info = _read_failure(slot, id1)
     finally:
-        _capi.lock_release(busy)
+        ops[1]()
     if status == _sub.OK:
-        return
-    if status == _sub.FAILED:
-        raise _exc.rebuild(info)
-    raise _exc.InterpreterError(
-        "the runtime of interpreter %d is damaged (status %d); see stderr" % (iid, status))
+        return None
+    return _finish(iid, status, info)
 
 
 def is_running(iid):
@@ -311,7 +380,7 @@ def _op(slot, id1, op, tstate):
     words = entry[2]
     words[_sub.OP] = op
     words[_sub.STATUS] = _sub.PENDING
-    _capi.run_prebuilt(_capi.run_calls(tstate, _capi.code_arg(_RUN_ENTRY),
+    _capi.run_prebuilt(_capi.run_calls(tstate, words[_sub.PROBE], words[_sub.PROBE_NAME],
                                        _capi.PyThreadState_Get()))
     words[_sub.OP] = _sub.RUN
     return words[_sub.STATUS] == _sub.OK, words
@@ -378,6 +447,7 @@ def destroy(iid, *, at_exit=False):
                 "cannot destroy interpreter %d: %d buffer(s) it sent with send_buffer() "
                 "are still held by receivers; release those memoryviews first"
                 % (iid, words[_sub.THREADS]))
+        _capi.unpin(head, (words[_sub.PROBE], words[_sub.PROBE_NAME]))
         _capi.end_interpreter(head)
         _release(slot, iid)
         if _A.header[_arena.CHANNELS_W]:
@@ -400,6 +470,8 @@ def _release(slot, iid):
     _unmap(slot)
     for key in [k for k in _crossings if k[0] == slot]:
         _crossings.pop(key, None)
+    for key in [k for k in _fast if k[0] == iid]:
+        _fast.pop(key, None)
     with _A:
         _A.free_slot_locked(slot)
     try:
@@ -483,6 +555,8 @@ def _after_fork_in_child():
     _io.clear()
     _crossings.clear()
     _slot_cache.clear()
+    _fast.clear()
+    _busy_ops.clear()
     _arena_obj = _A = _arena.attach()
 
 

@@ -18,14 +18,19 @@ sides map.  Layout, little-endian int64 words, then data from byte HDR:
     6 EXTRA    length of marshalled injected names, stored after the source
     7 THREADS  reply: JOIN_THREADS, threads still alive besides the caller;
                PREPARE_END, buffers exported from here still held by receivers
+    8 PROBE    address of the entry probe object      9 PROBE_NAME  address of
+               its attribute name (see below)
 
-The entry point ``__interpreters_run__()`` is installed in ``builtins`` and
-called through PyRun_SimpleString, so it must never let an exception escape
-(SystemExit escaping there would end the whole process, DESIGN.md fact 7).
+The entry point is a property getter: the caller enters the interpreter with
+``PyObject_HasAttr(probe, "__interpreters_run__")``, which runs ``run()`` and
+never leaves an exception set (a failure is cleared or reported as unraisable),
+and which compiles nothing, unlike PyRun_SimpleString.  The caller pins the
+probe and the name with Py_IncRef after the bootstrap and unpins them before
+the interpreter ends.  ``run()`` itself never lets an exception escape.
 """
 
-HDR = 64
-STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS = range(8)
+HDR = 128
+STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME = range(10)
 PENDING, OK, FAILED = -1, 0, 1
 RUN, PREPARE_END, JOIN_THREADS = 0, 1, 2
 MAGIC = 0x49505335  # "IPS5"
@@ -33,7 +38,10 @@ _CACHE_MAX = 256          # compiled-code cache entries
 _CACHE_SRC_MAX = 1 << 16  # only sources up to this size are cached
 
 
-def _install(fd, interp_id, path, entry="__interpreters_run__"):
+ENTRY_NAME = "__interpreters_run__"
+
+
+def _install(fd, interp_id, path):
     import builtins
     import marshal
     import mmap
@@ -100,7 +108,7 @@ def _install(fd, interp_id, path, entry="__interpreters_run__"):
             except BaseException:
                 pass
 
-    def run():
+    def run(_probe=None):
         try:
             if mapping["words"][CAP] != mapping["size"]:
                 remap()
@@ -154,10 +162,16 @@ def _install(fd, interp_id, path, entry="__interpreters_run__"):
                 pass
             exc = None
 
+    entry_type = type("_Entry", (), {"__slots__": (), ENTRY_NAME: property(run)})
+    probe = entry_type()
+    name = next(k for k in vars(entry_type) if k == ENTRY_NAME)   # the dict's own key
+    sys._interpreters_probe = (probe, name)    # alive until the caller pins them
     remap()
-    setattr(builtins, entry, run)
+    words = mapping["words"]
+    words[PROBE] = id(probe)
+    words[PROBE_NAME] = id(name)
     run.interp_id = interp_id
-    mapping["words"][READY] = MAGIC
+    words[READY] = MAGIC
 
 
 def _inject(names, ns):
