@@ -456,8 +456,8 @@ def test_sigint_while_main_thread_waits_on_busy_interpreter():
         done = threading.Event()
         t = threading.Thread(target=lambda: (worker(), done.set()))
         t.start()
-        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
         try:
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
             done.wait(30)
         except KeyboardInterrupt:
             print("interrupted")
