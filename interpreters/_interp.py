@@ -28,17 +28,25 @@ _crossings = {}  # (slot, thread ident) -> (ID1, GEN, back tstate, calls)
 with open(_sub.__file__, "rb") as _f:
     _SUB_SOURCE = _f.read()
 _SUB_FILE = os.path.abspath(_sub.__file__)
-_SUB_CODE = marshal.dumps(compile(_SUB_SOURCE, _SUB_FILE, "exec"))   # compiled once, here
+_SUB_CODE = compile(_SUB_SOURCE, _SUB_FILE, "exec")   # compiled once, here
 
 
-def bootstrap_code(fd, iid, path):
+def bootstrap_payload(path):
+    """What the bootstrap finds in the io block: _sub.py's code and sys.path."""
+    return marshal.dumps((_SUB_CODE, list(path)))
+
+
+def bootstrap_code(fd, iid, size):
     """Source run once in a new interpreter to install the runtime of _sub.py.
 
-    It leaves no name in the interpreter's ``__main__``.
+    The code and sys.path come through the io block (a short string to compile
+    keeps the parser's allocations, which outlive the interpreter on 3.12+,
+    small).  It leaves no name in the interpreter's ``__main__``.
     """
-    return ("(lambda ns: (exec(__import__('marshal').loads(%r), ns), "
-            "ns['_install'](%d, %d, %r)))({'__name__': '_interpreters_sub'})\n"
-            % (_SUB_CODE, fd, iid, list(path))).encode()
+    return ("(lambda m: (lambda c, ns: (exec(c[0], ns), ns['_install'](%d, %d, c[1])))"
+            "(__import__('marshal').loads(m[%d:%d]), {'__name__': '_interpreters_sub'}))"
+            "(__import__('mmap').mmap(%d, 0))\n"
+            % (fd, iid, _sub.HDR, _sub.HDR + size, fd)).encode()
 
 
 # ------------------------------------------------------------------------------------
@@ -195,7 +203,9 @@ def _create():
     try:
         entry = _io_for(slot, iid + 1)
         entry[2][_sub.CAP] = entry[3]
-        _capi.bootstrap(head, bootstrap_code(fd, iid, sys.path))
+        payload = bootstrap_payload(sys.path)
+        entry = _write_source(slot, entry, payload)
+        _capi.bootstrap(head, bootstrap_code(fd, iid, len(payload)))
         words = entry[2]
         if words[_sub.READY] != _sub.MAGIC:
             raise _exc.InterpreterError(
