@@ -86,6 +86,15 @@ class Interpreter:
         """The interpreter's id (read-only): 0 is the main interpreter."""
         return self._id
 
+    @property
+    def isolated(self):
+        """True if the interpreter has its own GIL and allocator (read-only).
+
+        See ``create(isolated=True)``.  False for the main interpreter and for
+        interpreters made by other code.
+        """
+        return _interp.is_isolated(self._id)
+
     def is_running(self):
         """Return whether the interpreter is currently executing code.
 
@@ -119,7 +128,19 @@ class Interpreter:
         if not isinstance(source_str, str):
             raise TypeError("run() argument must be str, not %s" % type(source_str).__name__)
         extra = _channel_spec(channels)
+        if extra and _CHANNELS_NEED_CTYPES_IN_SUB and _interp.is_isolated(self._id):
+            raise InterpreterError(
+                "run(channels=...) cannot pass channels into isolated interpreter %d on "
+                "CPython 3.12: channel ends need this package inside the interpreter, which "
+                "needs ctypes, and CPython 3.12 refuses to load _ctypes in isolated "
+                "subinterpreters (3.13+ allows it). Use a shared-GIL interpreter "
+                "(create()) for channels, or pipes/os.eventfd/mmap inside isolated ones"
+                % self._id)
         _interp.run(self._id, source_str, extra)
+
+
+# CPython 3.12 refuses _ctypes in isolated subinterpreters (DESIGN.md fact 15).
+_CHANNELS_NEED_CTYPES_IN_SUB = _sys.version_info[:2] == (3, 12)
 
 
 def _channel_spec(channels):
@@ -145,13 +166,20 @@ def _channel_spec(channels):
     return marshal.dumps((__name__, specs))
 
 
-def create():
+def create(*, isolated=False):
     """Initialize a new (idle) Python interpreter and return it.
 
     It is created in the calling thread, may be used from any thread, and
     starts with this interpreter's ``sys.path``.
+
+    ``isolated=True`` (CPython 3.12+) gives the interpreter its own GIL and its
+    own allocator, so code in different isolated interpreters runs in parallel
+    on several cores.  Extension modules that do not support subinterpreters
+    fail to import there with ImportError, as in CPython's own module; on 3.12
+    that includes ctypes, so channels cannot be used inside (3.13 allows it).
+    Below 3.12 it raises InterpreterError naming the version rule.
     """
-    return Interpreter(_interp.create())
+    return Interpreter(_interp.create(isolated=bool(isolated)))
 
 
 def list_all():

@@ -27,7 +27,16 @@ import sys
 import threading
 import time
 
-import ctypes
+try:
+    import ctypes
+except ImportError as _exc:   # pragma: no cover - exercised inside isolated subs on 3.12
+    if sys.version_info[:2] == (3, 12) and "subinterpreters" in str(_exc):
+        raise ImportError(
+            "the interpreters package cannot be imported inside an isolated (own-GIL) "
+            "interpreter on CPython 3.12: it needs ctypes, and CPython 3.12 refuses to load "
+            "_ctypes in isolated subinterpreters (%s); channels are therefore unavailable "
+            "there. CPython 3.13+ allows it." % _exc) from None
+    raise
 from ctypes import c_char, c_int, c_int64, c_longlong, c_size_t, c_ulong, c_void_p
 
 PYVER = sys.version_info[:2]
@@ -67,6 +76,11 @@ _PROTOTYPES = (
     # --- interpreters and thread states (GIL held) ---------------------------------
     # PyThreadState *Py_NewInterpreter(void)      -- only inside _cross(NEW); result via swap
     _P("_new_interpreter", None, None, symbol="Py_NewInterpreter"),
+    # PyStatus Py_NewInterpreterFromConfig(PyThreadState **, const PyInterpreterConfig *)
+    #   -- 3.12+, only inside _cross(NEW_ISOLATED).  On x86-64 SysV the 32-byte PyStatus
+    #   is returned through a hidden first pointer: it is passed explicitly as a
+    #   prebuilt buffer and restype stays None, so ctypes builds nothing.
+    _P("_new_from_config", None, None, since=(3, 12), symbol="Py_NewInterpreterFromConfig"),
     # PyThreadState *PyThreadState_Swap(PyThreadState *)   -- chain form: result dropped
     _P("_swap", None, None, symbol="PyThreadState_Swap"),
     # PyThreadState *PyThreadState_Swap(PyThreadState *)   -- last link of NEW: returns the sub
@@ -377,6 +391,7 @@ def main_dict_set(key, value):
 # The crossing.
 
 NEW, BOOT, RUN, PIN, UNPIN, CLEAR, END = "new", "boot", "run", "pin", "unpin", "clear", "end"
+NEW_ISOLATED = "new_isolated"
 
 # 3.11+: operator.call makes zero allocations (DESIGN.md fact 3).  3.8-3.10 have no
 # operator.call; partial.__call__ allocates transient argument tuples, which is
@@ -413,6 +428,13 @@ def _cross(op, sub_tstate=None, calls=None):
     """AUDITED CROSSING: the package's only switches into another interpreter.
 
     NEW:   [Py_NewInterpreter(), Swap(back)] -> return the new sub's tstate.
+    NEW_ISOLATED: (3.12+) [Py_NewInterpreterFromConfig(&status, &tstate, &config),
+           Swap(back)] with *calls* = (status, tstate, config): three ctypes buffers
+           made by the caller for this call only.  The new sub (own GIL, own
+           allocator) is current between the two calls with its GIL held and the
+           main GIL released; Swap(back) releases the one and retakes the other.
+           No result is built by ctypes (restype None): the caller reads the
+           buffers after the chain.
     BOOT:  [Swap(sub), PyRun_SimpleString(code), Swap(back)], once per interpreter.
            PyRun_SimpleString never leaves an exception set (it prints and clears
            it), and the bootstrap catches SystemExit itself.
@@ -453,6 +475,12 @@ def _cross(op, sub_tstate=None, calls=None):
         return _chain((functools.partial(_new_interpreter),  # noqa: F821
                        functools.partial(_swap_back_result, ptr_arg(back))),  # noqa: F821
                       results=True)[1]
+    if op == NEW_ISOLATED:
+        status, tstate, config = calls
+        _chain((functools.partial(_new_from_config, ctypes.byref(status),  # noqa: F821
+                                  ctypes.byref(tstate), ctypes.byref(config)),
+                functools.partial(_swap, ptr_arg(back))))  # noqa: F821
+        return None
     if op == CLEAR:
         _chain((functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
                 functools.partial(_tstate_clear, ptr_arg(sub_tstate)),  # noqa: F821
@@ -564,6 +592,75 @@ def unlink_interpreter(interp):
 def new_interpreter():
     """Create a legacy (shared-GIL) subinterpreter; return its head thread state."""
     return _cross(NEW)
+
+
+# PyInterpreterConfig (3.12 and 3.13): seven ints, in this order.
+CONFIG_FIELDS = ("use_main_obmalloc", "allow_fork", "allow_exec", "allow_threads",
+                 "allow_daemon_threads", "check_multi_interp_extensions", "gil")
+GIL_DEFAULT, GIL_SHARED, GIL_OWN = 0, 1, 2
+# What create(isolated=True) asks for: own allocator, no fork/exec, threads but no
+# daemon threads, single-phase-init extensions refused, own GIL.
+ISOLATED_CONFIG = (0, 0, 0, 1, 0, 1, GIL_OWN)
+ISOLATION_SINCE = (3, 12)
+_PYSTATUS_SIZE = 32    # {int _type; const char *func; const char *err_msg; int exitcode}
+
+
+def validate_config(config):
+    """Check a PyInterpreterConfig tuple in Python, before CPython ever sees it.
+
+    CPython 3.12.1 crashes on a config it rejects (``drop_gil: GIL is not
+    locked``), and both 3.12 and 3.13 wrongly accept an own GIL with the main
+    interpreter's allocator.  Raise ValueError on anything but a config known
+    to be accepted and sound.
+    """
+    config = tuple(config)
+    if len(config) != len(CONFIG_FIELDS):
+        raise ValueError("an interpreter config has %d fields (%s), got %d"
+                         % (len(CONFIG_FIELDS), ", ".join(CONFIG_FIELDS), len(config)))
+    fields = dict(zip(CONFIG_FIELDS, config))
+    for name, value in fields.items():
+        if type(value) is not int:
+            raise ValueError("config field %s must be an int, not %s"
+                             % (name, type(value).__name__))
+        allowed = (GIL_DEFAULT, GIL_SHARED, GIL_OWN) if name == "gil" else (0, 1)
+        if value not in allowed:
+            raise ValueError("config field %s must be one of %s, got %d" % (name, allowed, value))
+    if fields["gil"] == GIL_OWN and fields["use_main_obmalloc"]:
+        raise ValueError("an interpreter with its own GIL needs its own allocator "
+                         "(use_main_obmalloc=0); CPython accepts the combination but "
+                         "objects would be allocated and freed under two different GILs")
+    if not fields["use_main_obmalloc"] and not fields["check_multi_interp_extensions"]:
+        raise ValueError("an interpreter with its own allocator must refuse single-phase-init "
+                         "extension modules (check_multi_interp_extensions=1)")
+    if fields["allow_daemon_threads"] and not fields["allow_threads"]:
+        raise ValueError("allow_daemon_threads=1 needs allow_threads=1")
+    return config
+
+
+def new_isolated_interpreter(config=ISOLATED_CONFIG):
+    """Create an interpreter from *config* (3.12+); return its head thread state.
+
+    Raise NotImplementedError below 3.12, ValueError for a config that is not
+    validated, RuntimeError when CPython reports a failure.
+    """
+    if PYVER < ISOLATION_SINCE:
+        raise NotImplementedError(
+            "isolated interpreters need CPython %d.%d+ (Py_NewInterpreterFromConfig, own GIL), "
+            "this is %s" % (ISOLATION_SINCE + (PYVER_STR,)))
+    config = validate_config(config)
+    # Private to this call (so to this thread), built before the crossing.
+    status = (c_char * _PYSTATUS_SIZE)()
+    tstate = c_void_p()
+    cfg = (c_int * len(CONFIG_FIELDS))(*config)
+    _cross(NEW_ISOLATED, calls=(status, tstate, cfg))
+    kind = c_int.from_buffer(status).value
+    if kind or not tstate.value:
+        msg = c_void_p.from_buffer(status, 16).value
+        func = c_void_p.from_buffer(status, 8).value
+        raise RuntimeError("Py_NewInterpreterFromConfig() failed: %s%s" % (
+            ctypes.string_at(func).decode(errors="replace") + ": " if func else "",
+            ctypes.string_at(msg).decode(errors="replace") if msg else "status %d" % kind))
+    return tstate.value
 
 
 def run_prebuilt(calls):

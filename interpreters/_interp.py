@@ -164,28 +164,58 @@ def exists(iid):
     return any(i == iid for i, _ in _capi.iter_interps())
 
 
+_FLAG_ISOLATED = 1   # arena slot FLAGS bit 0: own GIL and allocator
+
+
 def is_isolated(iid):
+    """True if *iid* was made by this package with its own GIL (checked in the arena)."""
+    if iid == 0:
+        return False
     slot = _A.find_slot(iid)
-    return bool(slot is not None and _A.word(slot, _arena.FLAGS) & 1)
+    if slot is None:
+        if exists(iid):
+            return False     # made by other code: not ours to describe
+        raise _exc.InterpreterNotFoundError(
+            "interpreter %d does not exist (already destroyed?)" % iid)
+    return bool(_A.word(slot, _arena.FLAGS) & _FLAG_ISOLATED)
 
 
 # ------------------------------------------------------------------------------------
 # create
 
-def create():
-    """Create a legacy (shared-GIL) interpreter with the runtime installed; return its id."""
+def create(isolated=False):
+    """Create an interpreter with the runtime installed; return its id.
+
+    *isolated*: own GIL and own allocator (CPython 3.12+), else a legacy
+    shared-GIL interpreter.
+    """
+    if isolated:
+        check_isolation_supported()
     if _exiting:
         raise _exc.InterpreterError("cannot create an interpreter: the process is exiting")
     _creating[0] += 1      # Py_NewInterpreter itself can stall without the poker
     try:
         _ensure_poker()
-        return _create()
+        return _create(isolated)
     finally:
         _creating[0] -= 1
 
 
-def _create():
-    head = _capi.new_interpreter()
+def check_isolation_supported():
+    if PYVER < _capi.ISOLATION_SINCE:
+        raise _exc.InterpreterError(
+            "isolated interpreters need CPython %d.%d+ (own GIL through "
+            "Py_NewInterpreterFromConfig), this is %s" % (_capi.ISOLATION_SINCE + (_capi.PYVER_STR,)))
+
+
+def _create(isolated=False):
+    if isolated:
+        try:
+            head = _capi.new_isolated_interpreter()
+        except RuntimeError as exc:
+            raise _exc.InterpreterError(str(exc)) from None
+    else:
+        head = _capi.new_interpreter()
     if not head:
         raise _exc.InterpreterError("Py_NewInterpreter() failed")
     interp = _capi.tstate_interp(head)
@@ -198,7 +228,8 @@ def _create():
     os.ftruncate(fd, IO_SIZE)
     creator = threading.get_ident()
     with _A:
-        slot = _A.alloc_slot_locked(iid, interp, head, fd, creator)
+        slot = _A.alloc_slot_locked(iid, interp, head, fd, creator,
+                                    _FLAG_ISOLATED if isolated else 0)
         _A.add_tstate_locked(slot, creator, head)
     try:
         entry = _io_for(slot, iid + 1)
