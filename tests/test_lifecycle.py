@@ -390,19 +390,17 @@ def test_rss_growth_matches_cpython_module():
     without it destroy hangs on 3.9/3.10/3.12), and on 3.12/3.13 CPython itself
     leaks ~33 KB per interpreter that imports threading.  The C module's cycle
     therefore runs ``import threading`` too, so both pay CPython's leak and the
-    comparison measures what this package adds; the bare C module's number is
-    printed alongside.
+    comparison measures what this package adds (the bare C module, without that
+    import, grows ~7 MB less on 3.12 and 3.13: CPython's leak, not ours).
     """
     growth = {}
-    for which, code in (("ours", ""), ("cmodule", "import threading\nx = 1"),
-                        ("bare", "x = 1")):
+    for which, code in (("ours", ""), ("cmodule", "import threading\nx = 1")):
         out, _ = assert_python_ok(RSS_CODE % (which if which == "ours" else "c", C_MODULE,
                                               code), timeout=120)
         growth[which] = int(out.split()[-1])
-    ours, theirs, bare = growth["ours"], growth["cmodule"], growth["bare"]
+    ours, theirs = growth["ours"], growth["cmodule"]
     sys.stdout.write("\nRSS growth over 200 create/destroy cycles: ours %.2f MB, %s %.2f MB "
-                     "(with import threading), %.2f MB (bare)\n"
-                     % (ours / 2**20, C_MODULE, theirs / 2**20, bare / 2**20))
+                     "(with import threading)\n" % (ours / 2**20, C_MODULE, theirs / 2**20))
     assert ours <= theirs * 1.25 + 2 * 2**20, (ours, theirs)
 
 
