@@ -162,14 +162,13 @@ CLOSE_RACE = PRELUDE + r"""
 # the main interpreter closes its ends at a random moment.  Every send() that
 # returned must be received exactly once, and nothing else may be received.
 SUB_SENDER = '''
+res.send(('ready', None))          # bound: the close below cannot precede our attach
 accepted = []
 i = 0
-while True:
+while ctl.recv_nowait() is None:       # main's stop token (a pending send)
     try:
         s.send(('sub', i), timeout=0.01)
     except TimeoutError:
-        if ctl.recv_nowait() is not None:
-            break
         continue
     except (EOFError, ValueError):
         break
@@ -179,13 +178,13 @@ res.send(('sent', tuple(accepted)))
 s.close()
 '''
 SUB_RECEIVER = '''
+res.send(('ready', None))
 got = []
-while True:
+while ctl.recv_nowait() is None:
     try:
         got.append(r.recv(timeout=0.01))
     except TimeoutError:
-        if ctl.recv_nowait() is not None:
-            break
+        pass
     except (EOFError, ValueError):
         break
 res.send(('got', tuple(got)))
@@ -219,6 +218,7 @@ def one_round(seed):
     threads = [in_thread(sender, k) for k in range(3)] + [in_thread(receiver) for _ in range(3)]
     a, ta = run_sub(SUB_SENDER, s=s, ctl=ctl_r, res=res_s)
     b, tb = run_sub(SUB_RECEIVER, r=r, ctl=ctl_r, res=res_s)
+    assert res_r.recv() == res_r.recv() == ('ready', None)
     time.sleep(random.uniform(0.01, 0.2))
     order = random.choice(((r, s), (s, r)))
     order[0].close()
@@ -227,8 +227,13 @@ def one_round(seed):
         t.join(60)
         assert not t.is_alive(), 'a main thread hung after close'
     # now stop the subs: each takes one stop token
-    ctl_s.send(True)
-    ctl_s.send(True)
+    for _ in range(2):
+        while True:
+            try:
+                ctl_s.send(True, timeout=0.5)
+                break
+            except TimeoutError:
+                assert not errors, errors       # a sub failed: report it, do not hang
     reports = dict([res_r.recv(), res_r.recv()])
     for t in (ta, tb):
         t.join(60)
