@@ -198,9 +198,10 @@ def bench_cpython():
         sname, rname = "send", "recv"
     unwrap = "[0]" if style == "313" else ""
     Empty = getattr(cm, "ChannelEmptyError")
-    c1, c2 = create(), create()
-    if style == "313":           # create() returns a ChannelID in 3.13 too
-        pass
+    if style == "313":           # 3.13: create(unboundop); 3 is the stdlib's default (UNBOUND)
+        c1, c2 = create(3), create(3)
+    else:
+        c1, c2 = create(), create()
     i1, i2 = int(c1), int(c2)
     sid = im.create()
     peer = """
