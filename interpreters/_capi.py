@@ -150,6 +150,8 @@ _PROTOTYPES = (
     #   "released" form: blocking waits drop the GIL (a held form would deadlock)
     _P("_lock_wait", c_int, (c_void_p, c_longlong, c_int), gil="released",
        symbol="PyThread_acquire_lock_timed"),
+    #   "released", prebuilt arguments: the fixed-slice wait of slice_waiter()
+    _P("_lock_wait_raw", c_int, (), gil="released", symbol="PyThread_acquire_lock_timed"),
     # --- glibc ucontext, for the teardown chain ------------------------------------
     # int getcontext(ucontext_t *)
     _P("_getcontext", c_int, (c_void_p,), symbol="getcontext", dll="libc"),
@@ -298,6 +300,21 @@ def fast_lock(lock):
     arg = c_void_p(lock)
     return (functools.partial(_lock_try_raw, arg, c_longlong(0), c_int(0)),  # noqa: F821
             functools.partial(_lock_release_raw, arg))  # noqa: F821
+
+
+def slice_waiter(lock):
+    """Return wait() -> int: take *lock*, waiting at most one slice with the GIL released.
+
+    1 means taken.  Arguments are prebuilt; the caller runs signal handlers
+    (check_signals()) between slices, as lock_wait() does.
+    """
+    return functools.partial(_lock_wait_raw, c_void_p(lock), c_longlong(_SLICE_US),  # noqa: F821
+                             c_int(1))
+
+
+def check_signals():
+    """Run pending signal handlers (raises KeyboardInterrupt on Ctrl-C in the main thread)."""
+    PyErr_CheckSignals()  # noqa: F821
 
 
 def lock_try(lock):

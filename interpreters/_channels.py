@@ -160,12 +160,13 @@ _locked = _Lock()
 class _ThreadBlock:
     """A thread's message/waiter block and raw lock; freed when the thread ends."""
 
-    __slots__ = ("block", "lock", "lock_try", "lock_release", "retired")
+    __slots__ = ("block", "lock", "lock_try", "lock_release", "wait_slice", "retired")
 
     def __init__(self):
         self.lock = _capi.lock_alloc()
         _capi.lock_try(self.lock)                 # held while idle
         self.lock_try, self.lock_release = _capi.fast_lock(self.lock)
+        self.wait_slice = _capi.slice_waiter(self.lock)
         self.retired = False
         with _locked as R:
             self.block = R.alloc_locked()
@@ -188,6 +189,29 @@ _local = _Local()
 _pending_frees = []       # (block, lock) of ended threads, freed at the next operation
 _pending_closes = []      # (cid, end) closes deferred by __del__
 _exports = {}             # token block -> Py_buffer address (buffers this interpreter sent)
+
+
+_releasers = {}          # raw lock address -> release() with prebuilt arguments
+
+
+def _release(lock):
+    """Release another thread's wait lock (its address comes from the pool)."""
+    rel = _releasers.get(lock)
+    if rel is None:
+        if len(_releasers) > 4096:
+            _releasers.clear()
+        rel = _releasers[lock] = _capi.fast_lock(lock)[1]
+    rel()
+
+
+def _wait(tb, timeout):
+    """Sleep on the thread's lock until a peer releases it; False on timeout."""
+    if timeout is None:
+        wait_slice = tb.wait_slice
+        while wait_slice() != 1:
+            _capi.check_signals()     # Ctrl-C raises here, between 50 ms slices
+        return True
+    return _capi.lock_wait(tb.lock, timeout)
 
 
 def _thread_block():
@@ -302,7 +326,7 @@ def _close_channel_locked(R, base):
             P[o + B_STATE] = DROPPED                  # a blocked send(): EOFError
             P[o + B_NEXT] = 0
             _drop_refs_locked(R, o)
-            _capi.lock_release(P[o + B_LOCK])
+            _release(P[o + B_LOCK])
         else:                                         # accepted by *_nowait(): kept
             P[o + B_NEXT] = 0
             if keep_tail:
@@ -342,7 +366,7 @@ def _wake_one_locked(R, base):
     if not P[o + B_NEXT]:
         T[base + RWTAIL] = 0
     P[o + B_NEXT] = 0
-    _capi.lock_release(P[o + B_LOCK])
+    _release(P[o + B_LOCK])
     return True
 
 
@@ -579,8 +603,11 @@ def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
     else:
         mem = 0
     tb = None if nowait else (_local.tb or _thread_block())
+    R = _R or _regions()
     try:
-        with _locked as R:
+        if not R.lock_try():
+            _capi.lock_wait(R.lock_addr)
+        try:
             base = _use_locked(R, cid, SEND)
             T, P = R.T, R.P
             if nowait and not T[base + RWHEAD]:
@@ -615,6 +642,8 @@ def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
             _append_locked(R, base, QHEAD, QTAIL, b)
             T[base + QLEN] += 1
             _wake_one_locked(R, base)
+        finally:
+            R.lock_release()
     except BaseException:
         if mem:
             _capi.raw_free(mem)
@@ -626,10 +655,7 @@ def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
     # Wait until a receiver took it (DONE) or the channel closed (DROPPED).
     error = None
     try:
-        if tb.lock_try():
-            ok = True
-        else:
-            ok = _capi.lock_wait(tb.lock, timeout)
+        ok = tb.lock_try() or _wait(tb, timeout)
     except BaseException as exc:          # Ctrl-C: withdraw the object if still pending
         ok, error = False, exc
     o = tb.block * BW
@@ -672,8 +698,11 @@ def recv(cid, *, nowait=False, default=None, timeout=None):
         timeout = _check_timeout(timeout)
         deadline = time.monotonic() + timeout
     tb = None if nowait else (_local.tb or _thread_block())   # not under the lock
+    R = _R or _regions()
     while True:
-        with _locked as R:
+        if not R.lock_try():
+            _capi.lock_wait(R.lock_addr)
+        try:
             base = _use_locked(R, cid, RECV)
             T, P = R.T, R.P
             b = T[base + QHEAD]
@@ -693,15 +722,17 @@ def recv(cid, *, nowait=False, default=None, timeout=None):
                 return default
             else:
                 _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
+        finally:
+            R.lock_release()
         if b:
             return _take(b, kind, data, length, owned, lock, token)
         error = None
         try:
             if timeout is None:
-                woken = _capi.lock_wait(tb.lock, None)
+                woken = _wait(tb, None)
             else:
                 left = deadline - time.monotonic()
-                woken = left > 0 and _capi.lock_wait(tb.lock, left)
+                woken = left > 0 and _wait(tb, left)
         except BaseException as exc:      # Ctrl-C: leave the channel as we found it
             woken, error = False, exc
         if woken:
@@ -735,7 +766,7 @@ def _take(b, kind, data, length, owned, lock, token):
                 _capi.raw_free(data)
         else:
             _R.P[b * BW + B_STATE] = DONE
-            _capi.lock_release(lock)      # the sender owns the block
+            _release(lock)                # the sender owns the block
     return obj
 
 
