@@ -43,6 +43,7 @@ the slot's BUSY lock, then re-checks ID1.
 """
 
 import os
+from typing import Any, List, Optional, Tuple
 
 from . import _capi
 
@@ -62,7 +63,7 @@ ISLOT_WORDS = 16
 class Arena:
     """A view of the arena: ``header`` and ``slots`` are int64 memoryviews."""
 
-    def __init__(self, addr):
+    def __init__(self, addr: int) -> None:
         self.addr = addr
         self.header = _capi.raw_view(addr, HEADER_WORDS * 8).cast("q")
         h = self.header
@@ -74,21 +75,21 @@ class Arena:
         self.nslots = h[NISLOTS_W]
 
     # -- the lock ------------------------------------------------------------------
-    def __enter__(self):
+    def __enter__(self) -> "Arena":
         _capi.lock_wait(self.lock)   # short sections only: a wait is a rare contention
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         _capi.lock_release(self.lock)
 
     # -- interpreter slots ---------------------------------------------------------
-    def word(self, slot, field):
+    def word(self, slot: int, field: int) -> int:
         return self.slots[slot * ISLOT_WORDS + field]
 
-    def set_word(self, slot, field, value):
+    def set_word(self, slot: int, field: int, value: int) -> None:
         self.slots[slot * ISLOT_WORDS + field] = value
 
-    def find_slot(self, iid):
+    def find_slot(self, iid: int) -> Optional[int]:
         """Return the slot of interpreter *iid*, or None (no lock needed)."""
         target = iid + 1
         s = self.slots
@@ -97,15 +98,16 @@ class Arena:
                 return i // ISLOT_WORDS
         return None
 
-    def live_count(self):
+    def live_count(self) -> int:
         return self.header[LIVE_W]
 
-    def live_slots(self):
+    def live_slots(self) -> List[int]:
         s = self.slots
         return [i // ISLOT_WORDS for i in range(0, self.nslots * ISLOT_WORDS, ISLOT_WORDS)
                 if s[i]]
 
-    def alloc_slot_locked(self, iid, interp, head, iofd, creator, flags=0):
+    def alloc_slot_locked(self, iid: int, interp: int, head: int, iofd: int, creator: int,
+                          flags: int = 0) -> int:
         s = self.slots
         for slot in range(self.nslots):
             base = slot * ISLOT_WORDS
@@ -129,7 +131,7 @@ class Arena:
         self.header[LIVE_W] += 1
         return slot
 
-    def free_slot_locked(self, slot):
+    def free_slot_locked(self, slot: int) -> None:
         base = slot * ISLOT_WORDS
         s = self.slots
         s[base + ID1] = 0
@@ -139,7 +141,7 @@ class Arena:
         for f in (INTERP, HEAD, IOFD, CREATOR, FLAGS):
             s[base + f] = 0
 
-    def tstates_locked(self, slot):
+    def tstates_locked(self, slot: int) -> List[Tuple[int, int]]:
         """Return [(ident, tstate), ...] registered for *slot*."""
         base = slot * ISLOT_WORDS
         n = self.slots[base + NTSTATES]
@@ -148,7 +150,7 @@ class Arena:
         arr = _capi.raw_view(self.slots[base + TSTATES], n * 16).cast("Q")
         return [(arr[2 * i], arr[2 * i + 1]) for i in range(n)]
 
-    def add_tstate_locked(self, slot, ident, tstate):
+    def add_tstate_locked(self, slot: int, ident: int, tstate: int) -> None:
         base = slot * ISLOT_WORDS
         s = self.slots
         n, cap = s[base + NTSTATES], s[base + CAPTSTATES]
@@ -164,13 +166,13 @@ class Arena:
         arr[2 * n + 1] = tstate
         s[base + NTSTATES] = n + 1
 
-    def drop_tstates_locked(self, slot):
+    def drop_tstates_locked(self, slot: int) -> None:
         base = slot * ISLOT_WORDS
         self.slots[base + NTSTATES] = 0
         self.slots[base + GEN] += 1
 
 
-def _create():
+def _create() -> int:
     addr = _capi.raw_alloc(HEADER_WORDS * 8)
     h = _capi.raw_view(addr, HEADER_WORDS * 8).cast("q")
     h[LOCK_W] = _capi.lock_alloc()
@@ -184,7 +186,7 @@ def _create():
     return addr
 
 
-def _valid(addr):
+def _valid(addr: int) -> bool:
     if not addr:
         return False
     h = _capi.raw_view(addr, HEADER_WORDS * 8).cast("q")
@@ -194,7 +196,7 @@ def _valid(addr):
         h.release()
 
 
-def attach():
+def attach() -> Arena:
     """Return the process's Arena, creating it when called in the main interpreter."""
     addr = _capi.main_dict_get(KEY)
     if addr and _valid(addr):

@@ -6,6 +6,7 @@ traceback), and ``rebuild()`` raises a RunFailedError from that data here.
 """
 
 import builtins
+from typing import Dict, NamedTuple, Optional, Type
 
 __all__ = [
     "InterpreterError", "InterpreterNotFoundError", "RunFailedError", "ExceptionInfo",
@@ -50,48 +51,40 @@ class NotReceivedError(ChannelError):
     """A *_nowait() send found no receiver waiting (RuntimeError, as the PEP says)."""
 
 
-class ExceptionInfo(tuple):
+class ExceptionInfo(NamedTuple):
     """Plain-data description of an exception raised in another interpreter.
 
-    Attributes: ``type_name`` (qualified name), ``type_module``, ``msg`` (``str()``
+    Fields: ``type_name`` (qualified name), ``type_module``, ``msg`` (``str()``
     of the exception), ``formatted`` (the full traceback text, as
     ``traceback.format_exception`` printed it there), ``builtin`` (name of the
     nearest builtin ``Exception`` class in its MRO, or ``""``).
     """
 
-    __slots__ = ()
-    _fields = ("type_name", "type_module", "msg", "formatted", "builtin")
-
-    def __new__(cls, type_name, type_module, msg, formatted, builtin=""):
-        return tuple.__new__(cls, (type_name, type_module, msg, formatted, builtin))
-
-    type_name = property(lambda self: self[0])
-    type_module = property(lambda self: self[1])
-    msg = property(lambda self: self[2])
-    formatted = property(lambda self: self[3])
-    builtin = property(lambda self: self[4])
+    type_name: str
+    type_module: str
+    msg: str
+    formatted: str
+    builtin: str = ""
 
     @property
-    def type_display(self):
+    def type_display(self) -> str:
+        """The type's name, qualified by its module unless builtin or __main__."""
         if self.type_module in ("builtins", "__main__", ""):
             return self.type_name
         return "%s.%s" % (self.type_module, self.type_name)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "ExceptionInfo(type=%s, msg=%r)" % (self.type_display, self.msg)
-
-    def __reduce__(self):
-        return (ExceptionInfo, tuple(self))
 
 
 class RemoteTraceback(Exception):
     """Carries the other interpreter's formatted traceback as ``__cause__``."""
 
-    def __init__(self, formatted):
+    def __init__(self, formatted: str) -> None:
         super().__init__(formatted)
         self.formatted = formatted
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "\n\n" + self.formatted.rstrip("\n")
 
 
@@ -106,29 +99,29 @@ class RunFailedError(InterpreterError):
     GeneratorExit) are never mixed in: they cannot end this interpreter.
     """
 
-    excinfo = None
+    excinfo: Optional[ExceptionInfo] = None
 
-    def __str__(self):
+    def __str__(self) -> str:
         info = self.excinfo
         if info is None:
             return super().__str__()
         return "%s: %s" % (info.type_display, info.msg) if info.msg else info.type_display
 
 
-_proxy_classes = {}
+_proxy_classes: Dict[str, Type[RunFailedError]] = {}
 
 
-def _proxy_class(builtin_name):
+def _proxy_class(builtin_name: str) -> Type[RunFailedError]:
     try:
         return _proxy_classes[builtin_name]
     except KeyError:
         pass
-    cls = RunFailedError
+    cls: Type[RunFailedError] = RunFailedError
     base = getattr(builtins, builtin_name, None) if builtin_name else None
     if (isinstance(base, type) and issubclass(base, Exception)
             and not issubclass(base, RunFailedError)):
         try:
-            candidate = type("RunFailedError", (RunFailedError, base), {
+            candidate: Type[RunFailedError] = type("RunFailedError", (RunFailedError, base), {
                 "__module__": RunFailedError.__module__,
                 "__doc__": "RunFailedError that is also a %s." % builtin_name,
             })
@@ -140,7 +133,7 @@ def _proxy_class(builtin_name):
     return cls
 
 
-def rebuild(info):
+def rebuild(info: ExceptionInfo) -> RunFailedError:
     """Return the RunFailedError to raise for ExceptionInfo *info*."""
     err = _proxy_class(info.builtin)(info.msg)
     err.excinfo = info

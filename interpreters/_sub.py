@@ -29,6 +29,13 @@ probe and the name with Py_IncRef after the bootstrap and unpins them before
 the interpreter ends.  ``run()`` itself never lets an exception escape.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # never imported inside an interpreter: annotations stay strings
+    from typing import Any, Dict, List, Optional, Tuple
+
 HDR = 128
 STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME = range(10)
 PENDING, OK, FAILED = -1, 0, 1
@@ -41,7 +48,7 @@ _CACHE_SRC_MAX = 1 << 16  # only sources up to this size are cached
 ENTRY_NAME = "__interpreters_run__"
 
 
-def _install(fd, interp_id, path):
+def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
     import builtins
     import marshal
     import mmap
@@ -52,10 +59,10 @@ def _install(fd, interp_id, path):
     if path is not None:
         sys.path[:] = path
 
-    mapping = {}   # "mm", "words": the current mapping of the io block
-    cache = {}
+    mapping: Dict[str, Any] = {}   # "mm", "words", "size": the current mapping
+    cache: Dict[bytes, Any] = {}
 
-    def remap():
+    def remap() -> None:
         words = mapping.get("words")
         if words is not None:
             words.release()
@@ -66,7 +73,7 @@ def _install(fd, interp_id, path):
         mapping["words"] = memoryview(mm).cast("q")
         mapping["size"] = size
 
-    def write_out(data):
+    def write_out(data: bytes) -> None:
         need = HDR + len(data)
         if need > mapping["size"]:
             size = (max(need, 2 * mapping["size"]) + 4095) & ~4095   # whole pages: cast("q")
@@ -76,7 +83,7 @@ def _install(fd, interp_id, path):
         mapping["mm"][HDR:need] = data
         mapping["words"][OUTLEN] = len(data)
 
-    def describe(exc):
+    def describe(exc: BaseException) -> bytes:
         import traceback
         tb = exc.__traceback__
         if tb is not None and tb.tb_frame.f_code is run.__code__:
@@ -100,7 +107,7 @@ def _install(fd, interp_id, path):
                               str(getattr(cls, "__module__", "") or ""),
                               msg, formatted, builtin))
 
-    def flush():
+    def flush() -> None:
         for stream in (sys.stdout, sys.stderr):
             try:
                 if stream is not None:
@@ -108,7 +115,7 @@ def _install(fd, interp_id, path):
             except BaseException:
                 pass
 
-    def run(_probe=None):
+    def run(_probe: object = None) -> None:
         try:
             if mapping["words"][CAP] != mapping["size"]:
                 remap()
@@ -117,7 +124,7 @@ def _install(fd, interp_id, path):
             if op == PREPARE_END:
                 # Py_EndInterpreter runs threading._shutdown(), which must run on
                 # the sub's "main" thread: make that the calling thread.
-                threading._main_thread._ident = threading.get_ident()
+                threading._main_thread._ident = threading.get_ident()  # type: ignore[attr-defined]
                 flush()
                 # Buffers sent from here with send_buffer() and still held elsewhere
                 # would dangle once this interpreter's objects are freed.
@@ -160,21 +167,20 @@ def _install(fd, interp_id, path):
                 mapping["words"][STATUS] = FAILED
             except BaseException:
                 pass
-            exc = None
 
     entry_type = type("_Entry", (), {"__slots__": (), ENTRY_NAME: property(run)})
     probe = entry_type()
     name = next(k for k in vars(entry_type) if k == ENTRY_NAME)   # the dict's own key
-    sys._interpreters_probe = (probe, name)    # alive until the caller pins them
+    # alive until the caller pins them:
+    sys._interpreters_probe = (probe, name)  # type: ignore[attr-defined]
     remap()
     words = mapping["words"]
     words[PROBE] = id(probe)
     words[PROBE_NAME] = id(name)
-    run.interp_id = interp_id
     words[READY] = MAGIC
 
 
-def _inject(names, ns):
+def _inject(names: Tuple[str, Dict[str, Any]], ns: Dict[str, Any]) -> None:
     """Bind channel ends passed to run(channels=...): (package name, {name: spec})."""
     import importlib
     package, specs = names
