@@ -42,8 +42,14 @@ it (aligned 8-byte loads are atomic); a reader that needs a stable slot takes
 the slot's BUSY lock, then re-checks ID1.
 """
 
+from __future__ import annotations
+
 import os
-from typing import Any, List, Optional, Tuple
+
+# Annotations are strings (postponed); typing is imported for the checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
 
 from . import _capi
 

@@ -16,7 +16,14 @@ here.  Three rules hold throughout (DESIGN.md section 3):
   glibc ucontext chain that switches back before control returns to ctypes.
 
 This module imports nothing from the package.
+
+The bound prototypes live as attributes of ``C`` (``C.PyThreadState_Get()``): the
+names come from the table alone, so a type checker sees each of them as a
+C function of ints (addresses) returning an int, None or Any.  The public
+functions below are the typed surface the rest of the package uses.
 """
+
+from __future__ import annotations
 
 import collections
 import functools
@@ -39,6 +46,20 @@ except ImportError as _exc:   # pragma: no cover - exercised inside isolated sub
     raise
 from ctypes import c_char, c_int, c_int64, c_longlong, c_size_t, c_ulong, c_void_p
 
+# Annotations are strings (postponed); typing is imported for the checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import (
+        Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type,
+    )
+    from ctypes import _CDataType, Array
+    from _ctypes import CFuncPtr as _CFuncPtr, _CArgObject
+
+    _CType = Type[_CDataType]
+    _Fn = Callable[..., Any]
+    # One prebuilt ``_cross(RUN)``: [Swap(sub), PyObject_HasAttr(probe, name), Swap(back)].
+    RunCalls = Tuple[functools.partial[None], functools.partial[None], functools.partial[None]]
+
 PYVER = sys.version_info[:2]
 PYVER_STR = "%d.%d" % PYVER
 
@@ -59,8 +80,10 @@ except OSError as exc:  # pragma: no cover
 class _Proto:
     __slots__ = ("name", "symbol", "restype", "argtypes", "since", "until", "gil", "dll")
 
-    def __init__(self, name, restype, argtypes, since=(3, 8), until=(3, 14), gil="held",
-                 symbol=None, dll="python"):
+    def __init__(self, name: str, restype: Optional[_CType],
+                 argtypes: Optional[Tuple[_CType, ...]], since: Tuple[int, int] = (3, 8),
+                 until: Tuple[int, int] = (3, 14), gil: str = "held",
+                 symbol: Optional[str] = None, dll: str = "python") -> None:
         self.name = name
         self.symbol = symbol or name
         self.restype = restype
@@ -162,8 +185,8 @@ _PROTOTYPES = (
 )
 
 
-def _unavailable(proto):
-    def call(*args):
+def _unavailable(proto: _Proto) -> _Fn:
+    def call(*args: Any) -> Any:
         raise NotImplementedError(
             "%s() needs CPython %d.%d to %d.%d, this is %s"
             % (proto.symbol, proto.since[0], proto.since[1], proto.until[0],
@@ -172,17 +195,18 @@ def _unavailable(proto):
     return call
 
 
-def _bind(proto):
+def _bind(proto: _Proto) -> _CFuncPtr:
     dll = _libpython if proto.dll == "python" else _libc
     try:
-        fn = dll[proto.symbol]   # __getitem__ returns a fresh function object each time
+        fn: _CFuncPtr = dll[proto.symbol]   # __getitem__: a fresh function object each time
     except AttributeError:
         raise ImportError("interpreters: libpython %s does not export %s"
                           % (PYVER_STR, proto.symbol)) from None
     if proto.gil == "released":
         # Same symbol, but called like a CDLL function: the GIL is dropped for the
         # duration and the saved thread state restored afterwards.
-        fn = ctypes.CFUNCTYPE(proto.restype, *proto.argtypes)(ctypes.cast(fn, c_void_p).value)
+        fn = ctypes.CFUNCTYPE(proto.restype, *(proto.argtypes or ()))(
+            ctypes.cast(fn, c_void_p).value or 0)
     else:
         fn.restype = proto.restype
         if proto.argtypes is not None:
@@ -190,8 +214,8 @@ def _bind(proto):
     return fn
 
 
-def _bind_all():
-    names = {}
+def _bind_all() -> Dict[str, _Fn]:
+    names: Dict[str, _Fn] = {}
     for proto in _PROTOTYPES:
         if proto.since <= PYVER < proto.until:
             names[proto.name] = _bind(proto)
@@ -200,19 +224,39 @@ def _bind_all():
     return names
 
 
-globals().update(_bind_all())
+class _Bound:
+    """The bound prototypes: one attribute per name in ``_PROTOTYPES``.
+
+    Out-of-range entries without an in-range twin are bound to a function that
+    raises NotImplementedError naming the versions (``_unavailable``).
+    """
+
+    def __init__(self, names: Dict[str, _Fn]) -> None:
+        self.__dict__.update(names)
+
+    if TYPE_CHECKING:
+        # The attribute names exist only in the table: to the checker each one
+        # is a C function (ints and None in, an int, None or Any out).
+        def __getattr__(self, name: str) -> _Fn: ...
+
+
+C = _Bound(_bind_all())
+# The same objects as module attributes (``_capi.PyThreadState_Get``), for tests
+# and experiments that look prototypes up by their table name.
+globals().update(vars(C))
 
 # Py_EndInterpreter is looked up as an address only: it is never called from ctypes.
-_END_INTERPRETER_ADDR = ctypes.cast(_libpython.Py_EndInterpreter, c_void_p).value
-_SWAP_ADDR = ctypes.cast(_libpython.PyThreadState_Swap, c_void_p).value
+_END_INTERPRETER_ADDR = ctypes.cast(_libpython.Py_EndInterpreter, c_void_p).value or 0
+_SWAP_ADDR = ctypes.cast(_libpython.PyThreadState_Swap, c_void_p).value or 0
 
 
-def tstate_interp(tstate):
+def tstate_interp(tstate: int) -> int:
     """Return the PyInterpreterState address a thread state belongs to."""
     if PYVER >= (3, 9):
-        return PyThreadState_GetInterpreter(tstate)  # noqa: F821 (bound above)
+        interp: int = C.PyThreadState_GetInterpreter(tstate)
+        return interp
     # 3.8: struct _ts { struct _ts *prev, *next; PyInterpreterState *interp; ... }
-    return c_void_p.from_address(tstate + 2 * ctypes.sizeof(c_void_p)).value
+    return c_void_p.from_address(tstate + 2 * ctypes.sizeof(c_void_p)).value or 0
 
 
 # ---------------------------------------------------------------------------------
@@ -220,32 +264,34 @@ def tstate_interp(tstate):
 # may be shared between interpreters; locks are PyThread locks, which have no
 # owner and may be released by any thread of any interpreter.
 
-def raw_alloc(nbytes):
-    addr = PyMem_RawCalloc(1, nbytes)  # noqa: F821
+def raw_alloc(nbytes: int) -> int:
+    addr: Optional[int] = C.PyMem_RawCalloc(1, nbytes)
     if not addr:
         raise MemoryError("cannot allocate %d bytes of shared memory" % nbytes)
     return addr
 
 
-raw_free = PyMem_RawFree  # noqa: F821
+raw_free: Callable[[int], None] = C.PyMem_RawFree
 
 
-def raw_view(addr, nbytes):
+def raw_view(addr: int, nbytes: int) -> memoryview:
     """Return a writable memoryview of *nbytes* at *addr* (format 'B')."""
     return memoryview((c_char * nbytes).from_address(addr)).cast("B")
 
 
-def raw_string_at(addr, nbytes):
+def raw_string_at(addr: int, nbytes: int) -> bytes:
     return ctypes.string_at(addr, nbytes)
 
 
-def raw_copy(dst, src, nbytes):
+def raw_copy(dst: int, src: int, nbytes: int) -> None:
     ctypes.memmove(dst, src, nbytes)
 
 
-def bytes_address(data):
+def bytes_address(data: bytes) -> int:
     """Address of the payload of the bytes object *data* (valid while it lives)."""
-    return ctypes.cast(data, c_void_p).value or 0
+    # cast() converts its first argument with c_void_p.from_param, which takes
+    # bytes (their payload's address); typeshed's stub does not list bytes.
+    return ctypes.cast(data, c_void_p).value or 0  # type: ignore[arg-type]
 
 
 # Py_buffer, identical on 3.8-3.13 (64-bit): buf, obj, len, itemsize, readonly, ndim,
@@ -254,84 +300,85 @@ PY_BUFFER_SIZE = 80
 _PyBUF_SIMPLE = 0
 
 
-def buffer_export(obj):
+def buffer_export(obj: object) -> Tuple[int, int, int, bool]:
     """Export *obj*'s contiguous buffer; return (Py_buffer address, buf, len, readonly).
 
     The Py_buffer (raw memory) holds a reference to *obj* until buffer_release().
     """
     view = raw_alloc(PY_BUFFER_SIZE)
     try:
-        PyObject_GetBuffer(obj, view, _PyBUF_SIMPLE)  # noqa: F821  (raises BufferError/TypeError)
+        C.PyObject_GetBuffer(obj, view, _PyBUF_SIMPLE)  # raises BufferError/TypeError
     except BaseException:
         raw_free(view)
         raise
     buf = c_void_p.from_address(view).value or 0
-    length = ctypes.c_ssize_t.from_address(view + 16).value
+    length: int = ctypes.c_ssize_t.from_address(view + 16).value
     readonly = c_int.from_address(view + 32).value
     return view, buf, length, bool(readonly)
 
 
-def buffer_release(view):
-    PyBuffer_Release(view)  # noqa: F821
+def buffer_release(view: int) -> None:
+    C.PyBuffer_Release(view)
     raw_free(view)
 
 
-def foreign_memory(addr, nbytes):
+def foreign_memory(addr: int, nbytes: int) -> Array[c_char]:
     """Return a ctypes array over *nbytes* at *addr* (the exporter of a memoryview)."""
     return (c_char * nbytes).from_address(addr)
 
 
-def lock_alloc():
-    lock = PyThread_allocate_lock()  # noqa: F821
+def lock_alloc() -> int:
+    lock: Optional[int] = C.PyThread_allocate_lock()
     if not lock:
         raise MemoryError("cannot allocate a lock")
     return lock
 
 
-lock_free = PyThread_free_lock  # noqa: F821
-lock_release = PyThread_release_lock  # noqa: F821
+lock_free: Callable[[int], None] = C.PyThread_free_lock
+lock_release: Callable[[int], None] = C.PyThread_release_lock
 
 
-def fast_lock(lock):
+def fast_lock(lock: int) -> Tuple[Callable[[], int], Callable[[], None]]:
     """Return (try_acquire, release) callables for *lock* with prebuilt arguments.
 
     try_acquire() never blocks and returns 1 when it took the lock.
     """
     arg = c_void_p(lock)
-    return (functools.partial(_lock_try_raw, arg, c_longlong(0), c_int(0)),  # noqa: F821
-            functools.partial(_lock_release_raw, arg))  # noqa: F821
+    return (functools.partial(C._lock_try_raw, arg, c_longlong(0), c_int(0)),
+            functools.partial(C._lock_release_raw, arg))
 
 
-def slice_waiter(lock):
+def slice_waiter(lock: int) -> Callable[[], int]:
     """Return wait() -> int: take *lock*, waiting at most one slice with the GIL released.
 
     1 means taken.  Arguments are prebuilt; the caller runs signal handlers
     (check_signals()) between slices, as lock_wait() does.
     """
-    return functools.partial(_lock_wait_raw, c_void_p(lock), c_longlong(_SLICE_US),  # noqa: F821
+    return functools.partial(C._lock_wait_raw, c_void_p(lock), c_longlong(_SLICE_US),
                              c_int(1))
 
 
-def check_signals():
+def check_signals() -> None:
     """Run pending signal handlers (raises KeyboardInterrupt on Ctrl-C in the main thread)."""
-    PyErr_CheckSignals()  # noqa: F821
+    C.PyErr_CheckSignals()
 
 
-def lock_try(lock):
+def lock_try(lock: int) -> bool:
     """Take *lock* if it is free; never blocks.  Return True if taken."""
-    return _lock_try(lock, 0, 0) == 1  # noqa: F821
+    status: int = C._lock_try(lock, 0, 0)
+    return status == 1
 
 
 _SLICE_US = 50000   # blocking waits wake every 50 ms to run signal handlers
 
 
-def lock_wait(lock, timeout=None):
+def lock_wait(lock: int, timeout: Optional[float] = None) -> bool:
     """Take *lock*, waiting with the GIL released.  Return False on timeout.
 
     The wait is cut into slices so that Ctrl-C (and any other signal handler)
     runs promptly in the main thread: PyErr_CheckSignals() raises from here.
     """
-    if _lock_try(lock, 0, 0) == 1:  # noqa: F821
+    if C._lock_try(lock, 0, 0) == 1:
         return True
     if timeout is not None:
         deadline = time.monotonic() + timeout
@@ -343,64 +390,79 @@ def lock_wait(lock, timeout=None):
             if left <= 0:
                 return False
             slice_us = max(1, min(_SLICE_US, int(left * 1e6)))
-        if _lock_wait(lock, slice_us, 1) == 1:  # noqa: F821
+        if C._lock_wait(lock, slice_us, 1) == 1:
             return True
         # A handler that raised (Ctrl-C) leaves its exception set; ctypes raises it here.
-        PyErr_CheckSignals()  # noqa: F821
+        C.PyErr_CheckSignals()
 
 
-def current_interp():
+def current_interp() -> int:
     """Return the PyInterpreterState address of the calling thread."""
-    return PyInterpreterState_Get()  # noqa: F821
+    interp: int = C.PyInterpreterState_Get()
+    return interp
 
 
-def interp_id(interp):
-    return PyInterpreterState_GetID(interp)  # noqa: F821
+def interp_id(interp: int) -> int:
+    iid: int = C.PyInterpreterState_GetID(interp)
+    return iid
 
 
-def iter_interps():
+def iter_interps() -> Iterator[Tuple[int, int]]:
     """Yield (id, PyInterpreterState address) for every interpreter, newest first."""
-    interp = PyInterpreterState_Head()  # noqa: F821
+    interp = C.PyInterpreterState_Head()
     while interp:
-        yield PyInterpreterState_GetID(interp), interp  # noqa: F821
-        interp = PyInterpreterState_Next(interp)  # noqa: F821
+        yield C.PyInterpreterState_GetID(interp), interp
+        interp = C.PyInterpreterState_Next(interp)
 
 
-def interp_tstates(interp):
+def interp_tstates(interp: int) -> List[int]:
     """Return the addresses of every thread state of *interp*."""
-    out = []
-    ts = PyInterpreterState_ThreadHead(interp)  # noqa: F821
+    out: List[int] = []
+    ts = C.PyInterpreterState_ThreadHead(interp)
     while ts:
         out.append(ts)
-        ts = PyThreadState_Next(ts)  # noqa: F821
+        ts = C.PyThreadState_Next(ts)
     return out
 
 
-def main_interp():
-    return PyInterpreterState_Main()  # noqa: F821
+# The calling thread's PyThreadState (never NULL: CPython aborts instead).  Bound
+# directly, not wrapped: run()'s fast path calls it.
+current_tstate: Callable[[], int] = C.PyThreadState_Get
 
 
-def main_dict_get(key):
+def new_tstate(interp: int) -> int:
+    """Return a new thread state of *interp*, current nowhere; 0 if out of memory."""
+    tstate: Optional[int] = C.PyThreadState_New(interp)
+    return tstate or 0
+
+
+def main_interp() -> int:
+    interp: int = C.PyInterpreterState_Main()
+    return interp
+
+
+def main_dict_get(key: str) -> Optional[int]:
     """Read an int stored under *key* in the main interpreter's state dict.
 
     Nothing here touches a reference count of a main-interpreter object, so it
     is safe from any interpreter.  Return None when the key is missing.
     """
-    d = PyInterpreterState_GetDict(PyInterpreterState_Main())  # noqa: F821
+    d = C.PyInterpreterState_GetDict(C.PyInterpreterState_Main())
     if not d:
         return None
-    item = PyDict_GetItemString(d, key.encode())  # noqa: F821
+    item = C.PyDict_GetItemString(d, key.encode())
     if not item:
         return None
-    return PyLong_AsVoidPtr(item) or 0  # noqa: F821
+    value: int = C.PyLong_AsVoidPtr(item) or 0
+    return value
 
 
-def main_dict_set(key, value):
+def main_dict_set(key: str, value: int) -> None:
     """Store the int *value* under *key* in the main interpreter's state dict.
 
     Only called from the main interpreter (the dict and the int belong to it).
     """
-    d = PyInterpreterState_GetDict(PyInterpreterState_Main())  # noqa: F821
+    d = C.PyInterpreterState_GetDict(C.PyInterpreterState_Main())
     ctypes.cast(d, ctypes.py_object).value[key] = value
 
 
@@ -413,10 +475,13 @@ NEW_ISOLATED = "new_isolated"
 # 3.11+: operator.call makes zero allocations (DESIGN.md fact 3).  3.8-3.10 have no
 # operator.call; partial.__call__ allocates transient argument tuples, which is
 # safe there because every interpreter shares one allocator before 3.12.
-_CALL = getattr(operator, "call", None) or functools.partial.__call__
+_CALL: Callable[[functools.partial[Any]], Any] = (getattr(operator, "call", None)
+                                                 or functools.partial.__call__)
 
 
-def _chain(calls, results=False, _deque=collections.deque, _map=map, _call=_CALL):
+def _chain(calls: Iterable[functools.partial[Any]], results: bool = False,
+           _deque: Any = collections.deque, _map: Any = map,
+           _call: Callable[[functools.partial[Any]], Any] = _CALL) -> Optional[List[Any]]:
     """Call each partial in *calls* back to back, inside C."""
     if results:
         return list(_map(_call, calls))
@@ -424,25 +489,27 @@ def _chain(calls, results=False, _deque=collections.deque, _map=map, _call=_CALL
     return None
 
 
-def ptr_arg(addr):
+def ptr_arg(addr: int) -> _CArgObject:
     """A prebuilt pointer argument: passing it allocates nothing (DESIGN.md fact 3)."""
     return ctypes.byref(c_char.from_address(addr))
 
 
-def code_arg(source_bytes):
+def code_arg(source_bytes: bytes) -> _CArgObject:
     """A prebuilt ``const char *`` argument, private to its caller."""
     return ctypes.byref(ctypes.create_string_buffer(source_bytes))
 
 
-def run_calls(sub_tstate, probe, name, back_tstate):
+def run_calls(sub_tstate: int, probe: int, name: int, back_tstate: int) -> RunCalls:
     """Prebuild the call list of ``_cross(RUN)``; keep it private to one thread."""
-    return (functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
-            functools.partial(_has_attr, ptr_arg(probe), ptr_arg(name)),  # noqa: F821
-            functools.partial(_swap, ptr_arg(back_tstate)))  # noqa: F821
+    return (functools.partial(C._swap, ptr_arg(sub_tstate)),
+            functools.partial(C._has_attr, ptr_arg(probe), ptr_arg(name)),
+            functools.partial(C._swap, ptr_arg(back_tstate)))
 
 
-def _cross(op, sub_tstate=None, calls=None):
+def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
     """AUDITED CROSSING: the package's only switches into another interpreter.
+
+    *calls* depends on *op* (see each); only NEW returns something.
 
     NEW:   [Py_NewInterpreter(), Swap(back)] -> return the new sub's tstate.
     NEW_ISOLATED: (3.12+) [Py_NewInterpreterFromConfig(&status, &tstate, &config),
@@ -474,34 +541,35 @@ def _cross(op, sub_tstate=None, calls=None):
     if op == RUN:
         _chain(calls)
         return None
-    back = PyThreadState_Get()  # noqa: F821
+    back = C.PyThreadState_Get()
     if op == BOOT:
-        _chain((functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
-                functools.partial(_run_simple, calls),  # noqa: F821
-                functools.partial(_swap, ptr_arg(back))))  # noqa: F821
+        _chain((functools.partial(C._swap, ptr_arg(sub_tstate)),
+                functools.partial(C._run_simple, calls),
+                functools.partial(C._swap, ptr_arg(back))))
         return None
     if op in (PIN, UNPIN):
-        fn = _incref if op == PIN else _decref  # noqa: F821
-        _chain((functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
+        fn = C._incref if op == PIN else C._decref
+        _chain((functools.partial(C._swap, ptr_arg(sub_tstate)),
                 *[functools.partial(fn, ptr_arg(a)) for a in calls],
-                functools.partial(_swap, ptr_arg(back))))  # noqa: F821
+                functools.partial(C._swap, ptr_arg(back))))
         return None
     if op == NEW:
         # Py_NewInterpreter leaves the new tstate current; swapping back returns it
         # (the int is built by ctypes after the swap, so in the caller's interpreter).
-        return _chain((functools.partial(_new_interpreter),  # noqa: F821
-                       functools.partial(_swap_back_result, ptr_arg(back))),  # noqa: F821
-                      results=True)[1]
+        results = _chain((functools.partial(C._new_interpreter),
+                          functools.partial(C._swap_back_result, ptr_arg(back))),
+                         results=True)
+        return results[1] if results else None
     if op == NEW_ISOLATED:
         status, tstate, config = calls
-        _chain((functools.partial(_new_from_config, ctypes.byref(status),  # noqa: F821
+        _chain((functools.partial(C._new_from_config, ctypes.byref(status),
                                   ctypes.byref(tstate), ctypes.byref(config)),
-                functools.partial(_swap, ptr_arg(back))))  # noqa: F821
+                functools.partial(C._swap, ptr_arg(back))))
         return None
     if op == CLEAR:
-        _chain((functools.partial(_swap, ptr_arg(sub_tstate)),  # noqa: F821
-                functools.partial(_tstate_clear, ptr_arg(sub_tstate)),  # noqa: F821
-                functools.partial(_swap, ptr_arg(back))))  # noqa: F821
+        _chain((functools.partial(C._swap, ptr_arg(sub_tstate)),
+                functools.partial(C._tstate_clear, ptr_arg(sub_tstate)),
+                functools.partial(C._swap, ptr_arg(back))))
         return None
     if op == END:
         _end_on_ucontexts(sub_tstate, back)
@@ -515,23 +583,23 @@ def _cross(op, sub_tstate=None, calls=None):
 _UC_SIZE = 4096
 _UC_STACK = 1 << 20
 _uc_lock = threading.Lock()   # the three stacks below are process-wide
-_uc_stacks = []
+_uc_stacks: List[Array[c_char]] = []
 
 
-def _uc_prepare(func_addr, arg, stack, link):
+def _uc_prepare(func_addr: int, arg: int, stack: Array[c_char], link: int) -> Array[c_char]:
     uc = ctypes.create_string_buffer(_UC_SIZE)
     a = ctypes.addressof(uc)
-    if _getcontext(a):  # noqa: F821
+    if C._getcontext(a):
         raise OSError("getcontext() failed")
     c_void_p.from_address(a + 8).value = link
     c_void_p.from_address(a + 16).value = ctypes.addressof(stack)
     c_int.from_address(a + 24).value = 0
     c_size_t.from_address(a + 32).value = ctypes.sizeof(stack)
-    _makecontext(c_void_p(a), c_void_p(func_addr), c_int(1), c_void_p(arg))  # noqa: F821
+    C._makecontext(c_void_p(a), c_void_p(func_addr), c_int(1), c_void_p(arg))
     return uc
 
 
-def _end_on_ucontexts(sub_tstate, back_tstate):
+def _end_on_ucontexts(sub_tstate: int, back_tstate: int) -> None:
     with _uc_lock:
         if not _uc_stacks:
             _uc_stacks.extend(ctypes.create_string_buffer(_UC_STACK) for _ in range(3))
@@ -539,7 +607,7 @@ def _end_on_ucontexts(sub_tstate, back_tstate):
         c3 = _uc_prepare(_SWAP_ADDR, back_tstate, _uc_stacks[2], ctypes.addressof(ret))
         c2 = _uc_prepare(_END_INTERPRETER_ADDR, sub_tstate, _uc_stacks[1], ctypes.addressof(c3))
         c1 = _uc_prepare(_SWAP_ADDR, sub_tstate, _uc_stacks[0], ctypes.addressof(c2))
-        if _swapcontext(ctypes.addressof(ret), ctypes.addressof(c1)):  # noqa: F821
+        if C._swapcontext(ctypes.addressof(ret), ctypes.addressof(c1)):
             raise OSError("swapcontext() failed")
 
 
@@ -550,7 +618,7 @@ def _end_on_ucontexts(sub_tstate, back_tstate):
 # _PyRuntime (head and main adjacent on 3.8-3.13), and PyInterpreterState.next
 # (offset 0 on 3.8-3.12; on 3.13 after the ceval state, found and checked below).
 
-def _mapped_words(addr, limit):
+def _mapped_words(addr: int, limit: int) -> int:
     """Return how many 8-byte words from *addr* lie in its mapping (at most *limit*).
 
     _PyRuntime sits near the end of libpython's data segment on 3.8-3.10: a fixed
@@ -564,9 +632,9 @@ def _mapped_words(addr, limit):
     return 0
 
 
-def _runtime_head_addr():
+def _runtime_head_addr() -> int:
     base = ctypes.addressof(c_void_p.in_dll(_libpython, "_PyRuntime"))
-    head, main = PyInterpreterState_Head(), PyInterpreterState_Main()  # noqa: F821
+    head, main = C.PyInterpreterState_Head(), C.PyInterpreterState_Main()
     n = _mapped_words(base, 8192)
     words = (c_void_p * n).from_address(base)
     found = [i for i in range(n - 1) if words[i] == head and words[i + 1] == main]
@@ -576,8 +644,8 @@ def _runtime_head_addr():
     return base + 8 * found[0]
 
 
-def _next_field_addr(interp):
-    nxt, iid = PyInterpreterState_Next(interp), PyInterpreterState_GetID(interp)  # noqa: F821
+def _next_field_addr(interp: int) -> int:
+    nxt, iid = C.PyInterpreterState_Next(interp), C.PyInterpreterState_GetID(interp)
     words = (c_int64 * 8192).from_address(interp)
     if PYVER < (3, 12):
         if c_void_p.from_address(interp).value != nxt:
@@ -590,23 +658,23 @@ def _next_field_addr(interp):
     return interp + 8 * found[0]
 
 
-def unlink_interpreter(interp):
+def unlink_interpreter(interp: int) -> None:
     """Take *interp* off the runtime's interpreter list; it is never freed."""
     head_addr = _runtime_head_addr()
-    target_next = PyInterpreterState_Next(interp)  # noqa: F821
+    target_next = C.PyInterpreterState_Next(interp)
     if c_void_p.from_address(head_addr).value == interp:
         c_void_p.from_address(head_addr).value = target_next
         return
     prev = c_void_p.from_address(head_addr).value
     while prev:
-        nxt = PyInterpreterState_Next(prev)  # noqa: F821
+        nxt = C.PyInterpreterState_Next(prev)
         if nxt == interp:
             c_void_p.from_address(_next_field_addr(prev)).value = target_next
             return
         prev = nxt
 
 
-def new_interpreter():
+def new_interpreter() -> Optional[int]:
     """Create a legacy (shared-GIL) subinterpreter; return its head thread state."""
     return _cross(NEW)
 
@@ -622,7 +690,7 @@ ISOLATION_SINCE = (3, 12)
 _PYSTATUS_SIZE = 32    # {int _type; const char *func; const char *err_msg; int exitcode}
 
 
-def validate_config(config):
+def validate_config(config: Iterable[int]) -> Tuple[int, ...]:
     """Check a PyInterpreterConfig tuple in Python, before CPython ever sees it.
 
     CPython 3.12.1 crashes on a config it rejects (``drop_gil: GIL is not
@@ -654,7 +722,7 @@ def validate_config(config):
     return config
 
 
-def new_isolated_interpreter(config=ISOLATED_CONFIG):
+def new_isolated_interpreter(config: Iterable[int] = ISOLATED_CONFIG) -> int:
     """Create an interpreter from *config* (3.12+); return its head thread state.
 
     Raise NotImplementedError below 3.12, ValueError for a config that is not
@@ -680,29 +748,29 @@ def new_isolated_interpreter(config=ISOLATED_CONFIG):
     return tstate.value
 
 
-def run_prebuilt(calls):
+def run_prebuilt(calls: RunCalls) -> None:
     _cross(RUN, calls=calls)
 
 
-def bootstrap(sub_tstate, code):
+def bootstrap(sub_tstate: int, code: bytes) -> None:
     """Run *code* (bytes, compiled by PyRun_SimpleString) once in a new sub."""
     _cross(BOOT, sub_tstate, code_arg(code))
 
 
-def pin(sub_tstate, addrs):
+def pin(sub_tstate: int, addrs: Sequence[int]) -> None:
     _cross(PIN, sub_tstate, addrs)
 
 
-def unpin(sub_tstate, addrs):
+def unpin(sub_tstate: int, addrs: Sequence[int]) -> None:
     _cross(UNPIN, sub_tstate, addrs)
 
 
-def delete_tstate(tstate):
+def delete_tstate(tstate: int) -> None:
     """Clear and delete a parked (not current anywhere) thread state of a sub."""
     _cross(CLEAR, tstate)
-    PyThreadState_Delete(tstate)  # noqa: F821
+    C.PyThreadState_Delete(tstate)
 
 
-def end_interpreter(head_tstate):
+def end_interpreter(head_tstate: int) -> None:
     """Finalize the sub whose only remaining thread state is *head_tstate*."""
     _cross(END, head_tstate)
