@@ -5,7 +5,10 @@ kept here is a per-interpreter cache of it (mappings of io blocks, prebuilt
 crossings), always checked against the arena before use.
 """
 
+from __future__ import annotations
+
 import atexit
+import functools
 import marshal
 import mmap
 import os
@@ -15,15 +18,29 @@ import time
 
 from . import _arena, _capi, _exc, _sub
 
+# Annotations are strings (postponed); typing is imported for the checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Tuple
+
+    from ._capi import RunCalls
+
+    # An io block mapping: [ID1 it was mapped for, mmap, int64 words view, size].
+    IOEntry = List[Any]
+    # run()'s per-(interpreter, thread) fast path: slot, slot's first word, ID1, GEN,
+    # BUSY try/release, io entry, prebuilt RUN calls, the tstate to swap back to.
+    FastState = Tuple[int, int, int, int, Callable[[], int], Callable[[], None], IOEntry,
+                      RunCalls, int]
+
 PYVER = sys.version_info[:2]
 IO_SIZE = 1 << 16
 
-_arena_obj = _arena.attach()
-_A = _arena_obj                      # short alias for hot paths
+_arena_obj: _arena.Arena = _arena.attach()
+_A: _arena.Arena = _arena_obj                     # short alias for hot paths
 _IS_MAIN = _capi.current_interp() == _capi.main_interp()
 _local_lock = threading.Lock()       # this interpreter's caches only (never cross-interp)
-_io = {}         # slot -> (gen-independent) [ID1, mmap, words view, size]
-_crossings = {}  # (slot, thread ident) -> (ID1, GEN, back tstate, calls)
+_io: Dict[int, IOEntry] = {}         # slot -> (gen-independent) [ID1, mmap, words view, size]
+_crossings: Dict[Tuple[int, int], Tuple[int, int, int, RunCalls]] = {}  # (slot, thread ident) -> (ID1, GEN, back tstate, calls)
 
 with open(_sub.__file__, "rb") as _f:
     _SUB_SOURCE = _f.read()
@@ -31,12 +48,12 @@ _SUB_FILE = os.path.abspath(_sub.__file__)
 _SUB_CODE = compile(_SUB_SOURCE, _SUB_FILE, "exec")   # compiled once, here
 
 
-def bootstrap_payload(path):
+def bootstrap_payload(path: Iterable[str]) -> bytes:
     """What the bootstrap finds in the io block: _sub.py's code and sys.path."""
     return marshal.dumps((_SUB_CODE, list(path)))
 
 
-def bootstrap_code(fd, iid, size):
+def bootstrap_code(fd: int, iid: int, size: int) -> bytes:
     """Source run once in a new interpreter to install the runtime of _sub.py.
 
     The code and sys.path come through the io block (a short string to compile
@@ -56,11 +73,11 @@ def bootstrap_code(fd, iid, size):
 # subinterpreter exists makes the request that the waiter cannot.
 
 _POKER_NEEDED = (3, 9) <= PYVER <= (3, 12)
-_poker = None
-_creating = [0]     # creations in progress in this interpreter
+_poker: Optional[threading.Thread] = None
+_creating = [0]    # creations in progress in this interpreter
 
 
-def _poke():
+def _poke() -> None:
     global _poker
     while True:
         with _local_lock:
@@ -70,7 +87,7 @@ def _poke():
         time.sleep(0.001)
 
 
-def _ensure_poker():
+def _ensure_poker() -> None:
     """Start the poker if needed; call with _creating[0] already raised."""
     global _poker
     if not (_POKER_NEEDED and _IS_MAIN):
@@ -84,7 +101,7 @@ def _ensure_poker():
 # ------------------------------------------------------------------------------------
 # io blocks
 
-def _io_for(slot, id1):
+def _io_for(slot: int, id1: int) -> IOEntry:
     """Return [id1, mm, words, size] for *slot*, mapping the memfd on first use."""
     entry = _io.get(slot)
     if entry is not None and entry[0] == id1:
@@ -103,14 +120,14 @@ def _io_for(slot, id1):
     return entry
 
 
-def _unmap(slot):
+def _unmap(slot: int) -> None:
     entry = _io.pop(slot, None)
     if entry is not None:
         entry[2].release()
         entry[1].close()
 
 
-def _write_source(slot, entry, data, extra=b""):
+def _write_source(slot: int, entry: IOEntry, data: bytes, extra: bytes = b"") -> IOEntry:
     need = _sub.HDR + len(data) + len(extra)
     if need > entry[3]:
         fd = _A.word(slot, _arena.IOFD)
@@ -130,10 +147,10 @@ def _write_source(slot, entry, data, extra=b""):
 # ------------------------------------------------------------------------------------
 # lookups
 
-_slot_cache = {}   # iid -> slot (checked against the arena's ID1 on every use)
+_slot_cache: Dict[int, int] = {}   # iid -> slot (checked against the arena's ID1 on every use)
 
 
-def slot_of(iid):
+def slot_of(iid: int) -> int:
     """Return the arena slot of interpreter *iid*, or raise InterpreterNotFoundError."""
     slot = _slot_cache.get(iid)
     if slot is not None and _A.word(slot, _arena.ID1) == iid + 1:
@@ -152,22 +169,22 @@ def slot_of(iid):
     return slot
 
 
-def list_ids():
+def list_ids() -> List[int]:
     return [iid for iid, _ in _capi.iter_interps()]
 
 
-def current_id():
+def current_id() -> int:
     return _capi.interp_id(_capi.current_interp())
 
 
-def exists(iid):
+def exists(iid: int) -> bool:
     return any(i == iid for i, _ in _capi.iter_interps())
 
 
 _FLAG_ISOLATED = 1   # arena slot FLAGS bit 0: own GIL and allocator
 
 
-def is_isolated(iid):
+def is_isolated(iid: int) -> bool:
     """True if *iid* was made by this package with its own GIL (checked in the arena)."""
     if iid == 0:
         return False
@@ -183,7 +200,7 @@ def is_isolated(iid):
 # ------------------------------------------------------------------------------------
 # create
 
-def create(isolated=False):
+def create(isolated: bool = False) -> int:
     """Create an interpreter with the runtime installed; return its id.
 
     *isolated*: own GIL and own allocator (CPython 3.12+), else a legacy
@@ -201,14 +218,15 @@ def create(isolated=False):
         _creating[0] -= 1
 
 
-def check_isolation_supported():
+def check_isolation_supported() -> None:
     if PYVER < _capi.ISOLATION_SINCE:
         raise _exc.InterpreterError(
             "isolated interpreters need CPython %d.%d+ (own GIL through "
             "Py_NewInterpreterFromConfig), this is %s" % (_capi.ISOLATION_SINCE + (_capi.PYVER_STR,)))
 
 
-def _create(isolated=False):
+def _create(isolated: bool = False) -> int:
+    head: Optional[int]
     if isolated:
         try:
             head = _capi.new_isolated_interpreter()
@@ -251,7 +269,7 @@ def _create(isolated=False):
 # ------------------------------------------------------------------------------------
 # run
 
-def _crossing_for(slot, id1):
+def _crossing_for(slot: int, id1: int) -> RunCalls:
     """Return the prebuilt RUN calls for this thread, creating its tstate if needed."""
     ident = threading.get_ident()
     key = (slot, ident)
@@ -259,7 +277,7 @@ def _crossing_for(slot, id1):
     gen = _A.word(slot, _arena.GEN)
     # A new thread may get the ident of a finished one: the tstate to swap back to
     # is part of the key, or the chain would make the dead thread's tstate current.
-    back = _capi.PyThreadState_Get()
+    back = _capi.current_tstate()
     if cached is not None and cached[0] == id1 and cached[1] == gen and cached[2] == back:
         return cached[3]
     with _A:
@@ -270,7 +288,7 @@ def _crossing_for(slot, id1):
                 ts = t
                 break
         if not ts:
-            ts = _capi.PyThreadState_New(_A.word(slot, _arena.INTERP))
+            ts = _capi.new_tstate(_A.word(slot, _arena.INTERP))
             if not ts:
                 raise MemoryError("cannot create a thread state for interpreter %d" % (id1 - 1))
             _A.add_tstate_locked(slot, ident, ts)
@@ -280,7 +298,7 @@ def _crossing_for(slot, id1):
     return calls
 
 
-def _flush_std():
+def _flush_std() -> None:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             try:
@@ -289,11 +307,11 @@ def _flush_std():
                 pass
 
 
-_fast = {}        # (iid, thread ident) -> prebuilt state of run(), see _run_slow()
+_fast: Dict[Tuple[int, int], FastState] = {}        # (iid, thread ident) -> prebuilt state of run(), see _run_slow()
 _HERE = _capi.current_interp()     # each interpreter has its own copy of this module
 
 
-def run(iid, source, extra=b""):
+def run(iid: int, source: str, extra: bytes = b"") -> None:
     """Run *source* (str) in interpreter *iid*; block until done.
 
     The fast path reuses what the first run() from this thread prepared, after
@@ -316,7 +334,7 @@ def run(iid, source, extra=b""):
         n = len(data)
         if (_io.get(slot) is not entry or S[base] != id1 or S[base + _arena.GEN] != gen
                 or words[_sub.CAP] != size
-                or _sub.HDR + n + len(extra) > size or _capi.PyThreadState_Get() != back):
+                or _sub.HDR + n + len(extra) > size or _capi.current_tstate() != back):
             fast = None
         else:
             mm[_sub.HDR:_sub.HDR + n] = data
@@ -338,26 +356,26 @@ def run(iid, source, extra=b""):
         return _run_slow(iid, data, extra)
     if status == _sub.OK:
         return None
-    return _finish(iid, status, info)
+    _finish(iid, status, info)
 
 
-def _read_failure(slot, id1):
+def _read_failure(slot: int, id1: int) -> _exc.ExceptionInfo:
     entry = _io_for(slot, id1)    # the report may have grown the io block
     return _exc.ExceptionInfo(*marshal.loads(
         entry[1][_sub.HDR:_sub.HDR + entry[2][_sub.OUTLEN]]))
 
 
-def _finish(iid, status, info):
-    if status == _sub.FAILED:
+def _finish(iid: int, status: int, info: Optional[_exc.ExceptionInfo]) -> NoReturn:
+    if status == _sub.FAILED and info is not None:
         raise _exc.rebuild(info)
     raise _exc.InterpreterError(
         "the runtime of interpreter %d is damaged (status %d); see stderr" % (iid, status))
 
 
-_busy_ops = {}    # slot -> (try, release) with prebuilt arguments (BUSY locks are kept)
+_busy_ops: Dict[int, Tuple[Callable[[], int], Callable[[], None]]] = {}    # slot -> (try, release) with prebuilt arguments (BUSY locks are kept)
 
 
-def _run_slow(iid, data, extra):
+def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
     if iid == 0:
         raise _exc.InterpreterError(
             "interpreter 0 (main) is always running: run() cannot enter it")
@@ -385,7 +403,7 @@ def _run_slow(iid, data, extra):
         entry = _io_for(slot, id1)
         _fast[(iid, threading.get_ident())] = (
             slot, slot * _arena.ISLOT_WORDS, id1, gen, ops[0], ops[1], entry, calls,
-            _capi.PyThreadState_Get())
+            _capi.current_tstate())
         _flush_std()
         _capi.run_prebuilt(calls)
         status = words[_sub.STATUS]
@@ -395,10 +413,10 @@ def _run_slow(iid, data, extra):
         ops[1]()
     if status == _sub.OK:
         return None
-    return _finish(iid, status, info)
+    _finish(iid, status, info)
 
 
-def is_running(iid):
+def is_running(iid: int) -> bool:
     if iid == 0:
         return True
     slot = slot_of(iid)
@@ -415,19 +433,19 @@ def is_running(iid):
 # ------------------------------------------------------------------------------------
 # destroy
 
-def _op(slot, id1, op, tstate):
+def _op(slot: int, id1: int, op: int, tstate: int) -> Tuple[bool, memoryview]:
     """Run a runtime operation (PREPARE_END, JOIN_THREADS) with *tstate*; busy held."""
     entry = _io_for(slot, id1)
     words = entry[2]
     words[_sub.OP] = op
     words[_sub.STATUS] = _sub.PENDING
     _capi.run_prebuilt(_capi.run_calls(tstate, words[_sub.PROBE], words[_sub.PROBE_NAME],
-                                       _capi.PyThreadState_Get()))
+                                       _capi.current_tstate()))
     words[_sub.OP] = _sub.RUN
     return words[_sub.STATUS] == _sub.OK, words
 
 
-def _drop_extra_tstates(slot):
+def _drop_extra_tstates(slot: int) -> int:
     """Delete every thread state we made for *slot* except the head; return the head."""
     head = _A.word(slot, _arena.HEAD)
     with _A:
@@ -440,11 +458,11 @@ def _drop_extra_tstates(slot):
     return head
 
 
-def _foreign_threads(slot):
+def _foreign_threads(slot: int) -> int:
     return len(_capi.interp_tstates(_A.word(slot, _arena.INTERP))) - 1
 
 
-def destroy(iid, *, at_exit=False):
+def destroy(iid: int, *, at_exit: bool = False) -> bool:
     """Finalize interpreter *iid*.  Return False if it had to be abandoned (exit only)."""
     if iid == 0:
         raise _exc.InterpreterError("the main interpreter cannot be destroyed")
@@ -499,14 +517,14 @@ def destroy(iid, *, at_exit=False):
     return True
 
 
-def _teardown(slot, iid):
+def _teardown(slot: int, iid: int) -> None:
     """End a freshly created interpreter whose setup failed (no threads in it yet)."""
     head = _A.word(slot, _arena.HEAD)
     _capi.end_interpreter(head)
     _release(slot, iid)
 
 
-def _release(slot, iid):
+def _release(slot: int, iid: int) -> None:
     fd = _A.word(slot, _arena.IOFD)
     _unmap(slot)
     for key in [k for k in _crossings if k[0] == slot]:
@@ -525,10 +543,10 @@ def _release(slot, iid):
 # exit: leave no subinterpreter for CPython's finalization to trip on
 
 _exiting = False
-_abandoned = []
+_abandoned: List[int] = []
 
 
-def _abandon(slot, iid, busy_held=False):
+def _abandon(slot: int, iid: int, busy_held: bool = False) -> bool:
     """Unlink a sub that cannot be ended (still running, or with live threads).
 
     Finalization would abort on it ("remaining subinterpreters", 3.8-3.12) or
@@ -541,7 +559,7 @@ def _abandon(slot, iid, busy_held=False):
     return False
 
 
-def _at_exit():
+def _at_exit() -> None:
     global _exiting
     _exiting = True
     for slot in _A.live_slots():
@@ -567,7 +585,7 @@ def _at_exit():
 # fork (DESIGN.md fact 10): with any subinterpreter alive, CPython's child deadlocks
 # (3.8-3.12) or aborts (3.13).  Refuse before forking, with a clear error.
 
-def _check_fork(what):
+def _check_fork(what: str) -> None:
     live = [iid for iid in list_ids() if iid != 0]
     if live:
         raise _exc.InterpreterError(
@@ -576,20 +594,20 @@ def _check_fork(what):
             "multiprocessing start method" % (what, ", ".join(map(str, sorted(live)))))
 
 
-def _guard(name):
+def _guard(name: str) -> Callable[..., Any]:
     original = getattr(os, name)
 
-    def guarded(*args, **kwargs):
+    def guarded(*args: Any, **kwargs: Any) -> Any:
         _check_fork("call os.%s()" % name)
         return original(*args, **kwargs)
+    # Sets __doc__ and __wrapped__ (the mark that a function is already guarded).
+    functools.update_wrapper(guarded, original, assigned=("__doc__",), updated=())
     guarded.__name__ = name
     guarded.__qualname__ = name
-    guarded.__doc__ = original.__doc__
-    guarded.__wrapped__ = original
     return guarded
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     # The child has no subinterpreter (fork is refused while any exists) and must
     # not share the parent's arena: start a fresh one.
     global _A, _arena_obj
