@@ -1,0 +1,563 @@
+"""Calling functions in another interpreter: call(), call_in_thread(), run_in_thread().
+
+Transport (no ctypes here, nothing of this package is needed inside the other
+interpreter, so it works in isolated interpreters on 3.12 too):
+
+* the caller pickles ``(f, args, kwargs)`` into a fresh memfd (CLOEXEC);
+* one short ``run()`` calls ``_serve(in_fd, out_fd)`` of a small stdlib-only
+  runtime module, ``sys.modules["_interpreters_callrt"]``, installed in that
+  interpreter once (by the first call) from ``RUNTIME_SOURCE`` below;
+* ``_serve`` unpickles, calls ``f``, and pickles the result into the second
+  memfd, which the caller reads once ``run()`` has returned.  An exception
+  raised by ``f`` is not pickled: it propagates out of ``run()``, so the caller
+  sees exactly what ``run()`` reports (RunFailedError, also an instance of the
+  builtin type it derives from, with ``excinfo``).
+
+Pickling by value.  Functions and classes that pickle by reference cannot be
+resolved from the caller's ``__main__`` (or a REPL), and lambdas and local
+functions cannot be pickled by reference at all.  Those are sent by value: a
+function as its marshalled code object plus its defaults, keyword defaults,
+closure cell contents, ``__dict__`` and the globals its code names
+(``LOAD_GLOBAL``), each pickled the same way (modules travel by name and are
+imported there, other ``__main__`` functions by value, recursively); a class
+as a skeleton ``type(name, bases, {...})`` whose attributes are set afterwards.
+In the other interpreter a function from the caller's ``__main__`` gets that
+interpreter's ``__main__`` dict as its globals (the referenced globals are
+copied in first); one from another module gets that module's dict when the
+module imports there (only missing names are added), else a fresh dict.
+The same rules apply to results sent back, and an object that was rebuilt by
+value travels back by name, so the caller gets its own original object.
+"""
+
+import os
+import pickle
+import sys
+import threading
+import types
+
+__all__ = ["call", "call_in_thread", "run_in_thread", "CallThread", "NotSendableError"]
+
+RUNTIME_NAME = "_interpreters_callrt"
+
+# The runtime: executed as a module in the caller (so both ends pickle the same way
+# and resolve the same helper names) and, through run(), in each target interpreter.
+# Standard library only.
+RUNTIME_SOURCE = r'''
+import builtins
+import importlib
+import marshal
+import os
+import pickle
+import sys
+import types
+import weakref
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+_EMPTY = object()
+_origin = weakref.WeakKeyDictionary()   # rebuilt by value here -> (module, qualname)
+_global_names_cache = {}
+
+
+class NotSendableError(TypeError, pickle.PicklingError):
+    """An object cannot be sent to (or back from) another interpreter."""
+
+
+class _GlobalsRef(object):
+    """Stands for "the globals of module *name*" inside one pickle."""
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+
+def _lookup(module, qualname):
+    mod = sys.modules.get(module)
+    if mod is None:
+        return None
+    obj = mod
+    for part in qualname.split("."):
+        obj = getattr(obj, part, _EMPTY)
+        if obj is _EMPTY:
+            return None
+    return obj
+
+
+def _resolve(module, qualname):
+    obj = _lookup(module, qualname)
+    if obj is None:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+        obj = _lookup(module, qualname)
+    if obj is None:
+        raise AttributeError("cannot find %s.%s here" % (module, qualname))
+    return obj
+
+
+def _needs_value(obj):
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if not module or not qualname or module == "__main__" or "<" in qualname:
+        return True
+    return _lookup(module, qualname) is not obj
+
+
+def _global_names(code):
+    names = _global_names_cache.get(code)
+    if names is None:
+        import dis
+        ops = ("LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME")
+        found = set()
+        stack = [code]
+        while stack:
+            c = stack.pop()
+            for ins in dis.get_instructions(c):
+                if ins.opname in ops:
+                    found.add(ins.argval)
+            stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+        names = _global_names_cache[code] = tuple(sorted(found))
+        if len(_global_names_cache) > 4096:
+            _global_names_cache.clear()
+    return names
+
+
+def _load_code(data):
+    return marshal.loads(data)
+
+
+def _globals_for(name):
+    if name == "__main__":
+        return sys.modules["__main__"].__dict__
+    try:
+        return importlib.import_module(name).__dict__
+    except BaseException:
+        return {"__name__": name, "__builtins__": builtins}
+
+
+def _make_function(code, globals_, name, ncells):
+    if "__builtins__" not in globals_:
+        globals_["__builtins__"] = builtins
+    closure = tuple(types.CellType() for _ in range(ncells)) if ncells else None
+    return types.FunctionType(code, globals_, name, None, closure)
+
+
+def _set_function_state(f, state):
+    (names, defaults, kwdefaults, cells, fdict, qualname, module, doc) = state
+    g = f.__globals__
+    overwrite = g is sys.modules["__main__"].__dict__ or "__file__" not in g
+    for k, v in names.items():
+        if overwrite or k not in g:
+            g[k] = v
+    f.__defaults__ = defaults
+    f.__kwdefaults__ = kwdefaults
+    if cells:
+        for cell, value in zip(f.__closure__, cells):
+            if value is not _EMPTY:
+                cell.cell_contents = value
+    if fdict:
+        f.__dict__.update(fdict)
+    f.__qualname__ = qualname
+    f.__module__ = module
+    f.__doc__ = doc
+    _origin[f] = (module, qualname)
+    return f
+
+
+def _make_class(meta, name, bases, ns):
+    return meta(name, bases, ns)
+
+
+def _set_class_state(cls, state):
+    for k, v in state.items():
+        setattr(cls, k, v)
+    _origin[cls] = (cls.__module__, cls.__qualname__)
+    return cls
+
+
+def _empty_marker():
+    return _EMPTY
+
+
+class Pickler(pickle.Pickler):
+    """Pickles functions and classes by value when they cannot go by reference."""
+
+    def __init__(self, file):
+        super().__init__(file, PROTOCOL)
+        self._globals_refs = {}
+
+    def reducer_override(self, obj):
+        t = type(obj)
+        if t is types.FunctionType:
+            return self._reduce_function(obj)
+        if isinstance(obj, type):
+            if obj.__module__ == "builtins":
+                return NotImplemented
+            return self._reduce_class(obj)
+        if t is types.CodeType:
+            return _load_code, (marshal.dumps(obj),)
+        if t is types.ModuleType:
+            if obj.__name__ == "__main__":
+                raise NotSendableError("the __main__ module itself cannot be sent")
+            return importlib.import_module, (obj.__name__,)
+        if t is _GlobalsRef:
+            return _globals_for, (obj.name,)
+        if t is staticmethod or t is classmethod:
+            return t, (obj.__func__,)
+        if t is property:
+            return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
+        if obj is _EMPTY:
+            return _empty_marker, ()
+        return NotImplemented
+
+    def _by_origin(self, obj):
+        where = _origin.get(obj)
+        if where is not None and "<" not in where[1]:
+            return _resolve, where
+        return None
+
+    def _reduce_function(self, f):
+        back = self._by_origin(f)
+        if back is not None:
+            return back
+        if not _needs_value(f):
+            return NotImplemented
+        code = f.__code__
+        module = f.__module__ or "__main__"
+        ref = self._globals_refs.get(module)
+        if ref is None:
+            ref = self._globals_refs[module] = _GlobalsRef(module)
+        g = f.__globals__
+        names = {}
+        for name in _global_names(code):
+            if name in g and name != "__builtins__":
+                names[name] = g[name]
+        cells = None
+        if f.__closure__:
+            cells = []
+            for cell in f.__closure__:
+                try:
+                    cells.append(cell.cell_contents)
+                except ValueError:
+                    cells.append(_EMPTY)
+        state = (names, f.__defaults__, f.__kwdefaults__, cells, f.__dict__ or None,
+                 f.__qualname__, module, f.__doc__)
+        return (_make_function, (code, ref, f.__name__, len(code.co_freevars)),
+                state, None, None, _set_function_state)
+
+    def _reduce_class(self, cls):
+        back = self._by_origin(cls)
+        if back is not None:
+            return back
+        if not _needs_value(cls):
+            return NotImplemented
+        d = dict(cls.__dict__)
+        for k in ("__dict__", "__weakref__", "_abc_impl"):
+            d.pop(k, None)
+        slots = d.get("__slots__")
+        if slots:
+            for s in ([slots] if isinstance(slots, str) else list(slots)):
+                if s.startswith("__") and not s.endswith("__"):
+                    s = "_%s%s" % (cls.__name__.lstrip("_"), s)
+                d.pop(s, None)
+        ns = {k: d.pop(k) for k in ("__module__", "__qualname__", "__doc__", "__slots__")
+              if k in d}
+        ns["__module__"] = cls.__module__ or "__main__"
+        return (_make_class, (type(cls), cls.__name__, cls.__bases__, ns),
+                d, None, None, _set_class_state)
+
+
+def dumps(obj):
+    import io
+    buf = io.BytesIO()
+    Pickler(buf).dump(obj)
+    return buf.getbuffer()
+
+
+def read_fd(fd):
+    size = os.fstat(fd).st_size
+    buf = bytearray(size)
+    view = memoryview(buf)
+    done = 0
+    while done < size:
+        n = os.preadv(fd, [view[done:]], done)
+        if n <= 0:
+            raise EOFError("short read from memfd %d" % fd)
+        done += n
+    return buf
+
+
+def write_fd(fd, data):
+    view = memoryview(data).cast("B")
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], done)
+
+
+class CallError(RuntimeError):
+    """The call could not be set up or answered in this interpreter."""
+
+
+def _serve(in_fd, out_fd):
+    try:
+        f, args, kwargs = pickle.loads(read_fd(in_fd))
+    except BaseException as exc:
+        raise CallError("could not unpickle the call in this interpreter: %s: %s"
+                        % (type(exc).__name__, exc)) from exc
+    result = f(*args, **kwargs)
+    try:
+        data = dumps(result)
+    except BaseException as exc:
+        raise NotSendableError("the result of %s() cannot be sent back: %r (%s): %s: %s" % (
+            getattr(f, "__qualname__", f), _short_repr(result), type(result).__qualname__,
+            type(exc).__name__, exc)) from None
+    write_fd(out_fd, data)
+
+
+def _short_repr(obj):
+    try:
+        r = repr(obj)
+    except BaseException:
+        r = "<%s object>" % type(obj).__name__
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _process_chunk(fn, chunk):
+    return [fn(*args) for args in chunk]
+
+
+def _run_source(src):
+    exec(compile(src, "<string>", "exec"), sys.modules["__main__"].__dict__)
+'''
+
+
+def _load_runtime():
+    mod = sys.modules.get(RUNTIME_NAME)
+    if mod is None or getattr(mod, "__source__", None) != RUNTIME_SOURCE:
+        mod = types.ModuleType(RUNTIME_NAME, "Runtime of interpreters._call (stdlib only).")
+        mod.__source__ = RUNTIME_SOURCE
+        exec(compile(RUNTIME_SOURCE, "<%s>" % RUNTIME_NAME, "exec"), mod.__dict__)
+        sys.modules[RUNTIME_NAME] = mod
+    return mod
+
+
+_rt = _load_runtime()
+NotSendableError = _rt.NotSendableError
+
+# Installed in the target once: a no-op if an identical runtime is there already.
+_INSTALL_SOURCE = """\
+def _interpreters_install_callrt_(name, src):
+    import sys, types
+    mod = sys.modules.get(name)
+    if mod is None or getattr(mod, "__source__", None) != src:
+        mod = types.ModuleType(name)
+        mod.__source__ = src
+        exec(compile(src, "<%%s>" %% name, "exec"), mod.__dict__)
+        sys.modules[name] = mod
+_interpreters_install_callrt_(%r, %r)
+del _interpreters_install_callrt_
+""" % (RUNTIME_NAME, RUNTIME_SOURCE)
+
+_SERVE_SOURCE = '__import__("sys").modules[%r]._serve(%%d, %%d)' % RUNTIME_NAME
+
+_installed = set()          # ids of interpreters that have the runtime (ids are never reused)
+_installed_lock = threading.Lock()
+
+
+def _ensure_runtime(interp):
+    iid = interp.id
+    if iid in _installed:
+        return
+    interp.run(_INSTALL_SOURCE)
+    with _installed_lock:
+        _installed.add(iid)
+
+
+def _describe(obj):
+    r = _rt._short_repr(obj)
+    t = type(obj)
+    return "%s (%s.%s)" % (r, t.__module__, t.__qualname__)
+
+
+def _locate(f, args, kwargs):
+    """Name the part of the call that cannot be pickled (called after a failure)."""
+    def fails(obj):
+        try:
+            _rt.dumps(obj)
+        except BaseException as exc:
+            return exc
+        return None
+
+    exc = fails(f)
+    if exc is not None:
+        if isinstance(f, types.FunctionType) and _rt._needs_value(f):
+            for name in _rt._global_names(f.__code__):
+                if name in f.__globals__:
+                    e2 = fails(f.__globals__[name])
+                    if e2 is not None:
+                        return "global %r of function %s: %s" % (
+                            name, f.__qualname__, _describe(f.__globals__[name])), e2
+            for i, cell in enumerate(f.__closure__ or ()):
+                try:
+                    value = cell.cell_contents
+                except ValueError:
+                    continue
+                e2 = fails(value)
+                if e2 is not None:
+                    return "closure variable %r of function %s: %s" % (
+                        f.__code__.co_freevars[i], f.__qualname__, _describe(value)), e2
+        return "the function %s" % _describe(f), exc
+    for i, a in enumerate(args):
+        exc = fails(a)
+        if exc is not None:
+            return "positional argument %d: %s" % (i, _describe(a)), exc
+    for k, v in kwargs.items():
+        exc = fails(v)
+        if exc is not None:
+            return "keyword argument %r: %s" % (k, _describe(v)), exc
+    return None, None
+
+
+def _pickle_call(interp, f, args, kwargs):
+    try:
+        return _rt.dumps((f, args, kwargs))
+    except BaseException as exc:
+        what, why = _locate(f, args, kwargs)
+        if what is None:
+            what, why = "the call %s" % _describe(f), exc
+        raise NotSendableError("call(): cannot send %s to interpreter %d: %s: %s"
+                               % (what, interp.id, type(why).__name__, why)) from None
+
+
+def _memfd(name):
+    return os.memfd_create(name, getattr(os, "MFD_CLOEXEC", 1))
+
+
+def call(interp, f, /, *args, **kwargs):
+    """Run ``f(*args, **kwargs)`` in *interp*, block, and return its result.
+
+    The call runs in the calling OS thread, like ``run()``.  *f*, the arguments
+    and the result travel by pickle; functions and classes that cannot be
+    pickled by reference (from ``__main__``, a REPL, lambdas, local functions)
+    travel by value (see the module docstring).
+
+    Raises:
+        NotSendableError (a TypeError and a pickle.PicklingError): *f* or an
+            argument cannot be pickled; the message names it and says why.
+        RunFailedError: *f* raised (also an instance of the builtin type the
+            original derives from, so ``except KeyError`` works; ``excinfo``
+            names the original type), or the call could not be rebuilt there
+            (a RuntimeError naming ``CallError``), or the result could not be
+            pickled there (a TypeError naming ``NotSendableError``).
+        InterpreterError: *interp* is running already, or is gone.
+    """
+    if not callable(f):
+        raise TypeError("call() needs a callable, not %s" % type(f).__name__)
+    payload = _pickle_call(interp, f, args, kwargs)
+    fin = _memfd("interpreters-call-in")
+    try:
+        fout = _memfd("interpreters-call-out")
+        try:
+            _rt.write_fd(fin, payload)
+            del payload
+            _ensure_runtime(interp)
+            interp.run(_SERVE_SOURCE % (fin, fout))
+            data = _rt.read_fd(fout)
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
+    try:
+        return pickle.loads(data)
+    except Exception as exc:
+        raise _rt.CallError("call(): the result of %s() from interpreter %d cannot be "
+                            "unpickled here: %s: %s" % (getattr(f, "__qualname__", f),
+                                                        interp.id, type(exc).__name__, exc)
+                            ) from exc
+
+
+class CallThread:
+    """A started thread running one call()/run() in an interpreter.
+
+    ``join(timeout=None)`` waits like ``threading.Thread.join`` (returns None,
+    also when the timeout expires: check ``is_alive()``), then re-raises the
+    exception the call raised, if any.  ``result(timeout=None)`` waits and
+    returns the call's return value (None for run_in_thread()) or re-raises
+    its exception; it raises TimeoutError if the call is still running after
+    *timeout* seconds.  ``exception(timeout=None)`` returns the exception or None.
+    """
+
+    def __init__(self, interp, target, args, kwargs, name):
+        self.interp = interp
+        self._target = target
+        self._args = args
+        self._kwargs = kwargs
+        self._result = None
+        self._exc = None
+        self._thread = threading.Thread(target=self._main, name=name)
+        self._thread.start()
+
+    def _main(self):
+        try:
+            self._result = self._target(*self._args, **self._kwargs)
+        except BaseException as exc:
+            self._exc = exc
+        finally:
+            del self._target, self._args, self._kwargs
+
+    @property
+    def name(self):
+        return self._thread.name
+
+    @property
+    def ident(self):
+        return self._thread.ident
+
+    def is_alive(self):
+        return self._thread.is_alive()
+
+    def join(self, timeout=None):
+        self._thread.join(timeout)
+        if not self._thread.is_alive() and self._exc is not None:
+            raise self._exc
+
+    def _wait(self, timeout):
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("the call in interpreter %d is still running after %s s"
+                               % (self.interp.id, timeout))
+
+    def result(self, timeout=None):
+        self._wait(timeout)
+        if self._exc is not None:
+            raise self._exc
+        return self._result
+
+    def exception(self, timeout=None):
+        self._wait(timeout)
+        return self._exc
+
+    def __repr__(self):
+        state = "running" if self.is_alive() else ("failed" if self._exc else "done")
+        return "<%s %s interp=%d %s>" % (type(self).__name__, self.name, self.interp.id, state)
+
+
+def call_in_thread(interp, f, /, *args, **kwargs):
+    """Start a thread that runs ``call(interp, f, *args, **kwargs)``; return its CallThread.
+
+    The thread is not a daemon (like threading.Thread).  ``.result()`` returns
+    the value; ``.join()`` re-raises the exception.  *f* and the arguments are
+    pickled in the new thread: a NotSendableError surfaces from join/result.
+    """
+    return CallThread(interp, call, (interp, f) + args, kwargs,
+                      "interp-%d-call-%s" % (interp.id, getattr(f, "__name__", "f")))
+
+
+def run_in_thread(interp, src, /):
+    """Start a thread that runs ``interp.run(src)``; return its CallThread.
+
+    ``.join()`` re-raises the RunFailedError; ``.result()`` returns None.
+    """
+    if not isinstance(src, str):
+        raise TypeError("run_in_thread() source must be str, not %s" % type(src).__name__)
+    return CallThread(interp, interp.run, (src,), {}, "interp-%d-run" % interp.id)
