@@ -12,6 +12,8 @@ Layout (imports point down only):
                    the audited thread-state crossing, teardown
 """
 
+from __future__ import annotations
+
 import sys as _sys
 
 if _sys.implementation.name != "cpython" or not (3, 8) <= _sys.version_info < (3, 14):
@@ -29,6 +31,12 @@ from ._exc import (
     ChannelNotFoundError, ExceptionInfo, InterpreterError, InterpreterNotFoundError,
     NotReceivedError, RunFailedError,
 )
+
+# Annotations are strings (postponed); typing is imported for the checker only
+# (this package is also imported inside subinterpreters).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar, List, Mapping, Optional, SupportsIndex, Tuple, Type, Union
 
 __version__ = "0.1.0"
 
@@ -49,9 +57,11 @@ class Interpreter:
     """
 
     __slots__ = ("_id", "__weakref__")
-    _known = _weakref.WeakValueDictionary()
+    _id: int
+    _known: ClassVar[_weakref.WeakValueDictionary[int, Interpreter]] = (
+        _weakref.WeakValueDictionary())
 
-    def __new__(cls, id):
+    def __new__(cls, id: SupportsIndex) -> Interpreter:
         if isinstance(id, bool) or not isinstance(id, int):
             try:
                 id = int(id.__index__())
@@ -67,27 +77,27 @@ class Interpreter:
             cls._known[id] = self
         return self
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Type[Interpreter], Tuple[int]]:
         return (type(self), (self._id,))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "%s(%d)" % (type(self).__name__, self._id)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Interpreter):
             return NotImplemented
         return self._id == other._id
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((Interpreter, self._id))
 
     @property
-    def id(self):
+    def id(self) -> int:
         """The interpreter's id (read-only): 0 is the main interpreter."""
         return self._id
 
     @property
-    def isolated(self):
+    def isolated(self) -> bool:
         """True if the interpreter has its own GIL and allocator (read-only).
 
         See ``create(isolated=True)``.  False for the main interpreter and for
@@ -95,14 +105,14 @@ class Interpreter:
         """
         return _interp.is_isolated(self._id)
 
-    def is_running(self):
+    def is_running(self) -> bool:
         """Return whether the interpreter is currently executing code.
 
         Always True for the main interpreter and for the calling interpreter.
         """
         return _interp.is_running(self._id)
 
-    def destroy(self):
+    def destroy(self) -> None:
         """Finalize and destroy the interpreter.
 
         Raises:
@@ -112,7 +122,8 @@ class Interpreter:
         """
         _interp.destroy(self._id)
 
-    def run(self, source_str, /, *, channels=None):
+    def run(self, source_str: str, /, *,
+            channels: Optional[Mapping[str, Union[RecvChannel, SendChannel]]] = None) -> None:
         """Run *source_str* in the interpreter's ``__main__``; block until done.
 
         The code runs in the calling OS thread; ``__main__`` (and all other
@@ -143,7 +154,7 @@ class Interpreter:
 _CHANNELS_NEED_CTYPES_IN_SUB = _sys.version_info[:2] == (3, 12)
 
 
-def _channel_spec(channels):
+def _channel_spec(channels: Optional[Mapping[str, Union[RecvChannel, SendChannel]]]) -> bytes:
     """Validate run(channels=...) and return the marshalled injection (or b"")."""
     if channels is None:
         return b""
@@ -166,7 +177,7 @@ def _channel_spec(channels):
     return marshal.dumps((__name__, specs))
 
 
-def create(*, isolated=False):
+def create(*, isolated: bool = False) -> Interpreter:
     """Initialize a new (idle) Python interpreter and return it.
 
     It is created in the calling thread, may be used from any thread, and
@@ -182,17 +193,17 @@ def create(*, isolated=False):
     return Interpreter(_interp.create(isolated=bool(isolated)))
 
 
-def list_all():
+def list_all() -> List[Interpreter]:
     """Return every existing interpreter (including ones made by other code)."""
     return [Interpreter(i) for i in _interp.list_ids()]
 
 
-def get_current():
+def get_current() -> Interpreter:
     """Return the interpreter the calling thread is running in."""
     return Interpreter(_interp.current_id())
 
 
-def get_main():
+def get_main() -> Interpreter:
     """Return the main interpreter."""
     return Interpreter(0)
 

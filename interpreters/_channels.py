@@ -47,6 +47,8 @@ The lock is never held across a blocking wait, a crossing or a data copy of a
 blocking send; ``__del__`` only tries it.
 """
 
+from __future__ import annotations
+
 import marshal
 import numbers
 import os
@@ -55,6 +57,18 @@ import time
 import weakref
 
 from . import _arena, _capi, _exc, _interp
+
+# Annotations are strings (postponed); typing is imported for the checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import (
+        Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union,
+    )
+
+    from . import Interpreter
+
+    _E = TypeVar("_E", bound="_ChannelEnd")
+    Refs = List[Tuple[int, int]]       # (channel id, end) of channel ends inside a message
 
 NCSLOTS = 16384
 CSLOT_WORDS = 16
@@ -87,7 +101,7 @@ _ZERO = memoryview(bytes(8 * BW)).cast("q")
 class _Regions:
     """This interpreter's views of the arena, its lock, the table and the pool."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         A = self.A = _interp._arena_obj
         self.H = A.header
         self.lock_try, self.lock_release = _capi.fast_lock(A.lock)
@@ -106,12 +120,12 @@ class _Regions:
         self.T = _capi.raw_view(self.H[_arena.CHANNELS_W], NCSLOTS * CSLOT_WORDS * 8).cast("q")
         self.P = _capi.raw_view(self.H[_arena.POOL_W], self.H[_arena.POOL_N_W] * BW * 8).cast("q")
 
-    def acquire(self):
+    def acquire(self) -> None:
         if not self.lock_try():
             _capi.lock_wait(self.lock_addr)
 
     # blocks (lock held) ---------------------------------------------------------
-    def alloc_locked(self):
+    def alloc_locked(self) -> int:
         H, P = self.H, self.P
         b = H[_arena.FREE_W]
         if b:
@@ -124,15 +138,15 @@ class _Regions:
         P[b * BW:b * BW + BW] = _ZERO
         return b
 
-    def free_locked(self, b):
+    def free_locked(self, b: int) -> None:
         self.P[b * BW] = self.H[_arena.FREE_W]
         self.H[_arena.FREE_W] = b
 
 
-_R = None
+_R: Optional[_Regions] = None
 
 
-def _regions():
+def _regions() -> _Regions:
     global _R
     if _R is None:
         _R = _Regions()
@@ -142,14 +156,14 @@ def _regions():
 class _Lock:
     """``with _locked:`` holds the arena lock (short, non-blocking sections only)."""
 
-    def __enter__(self):
+    def __enter__(self) -> _Regions:
         R = _R or _regions()
         if not R.lock_try():
             _capi.lock_wait(R.lock_addr)
         return R
 
-    def __exit__(self, *exc):
-        _R.lock_release()
+    def __exit__(self, *exc: object) -> None:
+        (_R or _regions()).lock_release()
 
 
 _locked = _Lock()
@@ -161,8 +175,14 @@ class _ThreadBlock:
     """A thread's message/waiter block and raw lock; freed when the thread ends."""
 
     __slots__ = ("block", "lock", "lock_try", "lock_release", "wait_slice", "retired")
+    block: int
+    lock: int
+    lock_try: Callable[[], int]
+    lock_release: Callable[[], None]
+    wait_slice: Callable[[], int]
+    retired: bool
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.lock = _capi.lock_alloc()
         _capi.lock_try(self.lock)                 # held while idle
         self.lock_try, self.lock_release = _capi.fast_lock(self.lock)
@@ -172,7 +192,7 @@ class _ThreadBlock:
             self.block = R.alloc_locked()
         R.P[self.block * BW + B_LOCK] = self.lock
 
-    def __del__(self):
+    def __del__(self) -> None:
         if self.retired:
             return                                 # a peer may still touch it: leak it
         try:
@@ -182,19 +202,19 @@ class _ThreadBlock:
 
 
 class _Local(threading.local):
-    tb = None
+    tb: Optional[_ThreadBlock] = None
 
 
 _local = _Local()
-_pending_frees = []       # (block, lock) of ended threads, freed at the next operation
-_pending_closes = []      # (cid, end) closes deferred by __del__
-_exports = {}             # token block -> Py_buffer address (buffers this interpreter sent)
+_pending_frees: List[Tuple[int, int]] = []       # (block, lock) of ended threads, freed at the next operation
+_pending_closes: List[Tuple[int, int]] = []      # (cid, end) closes deferred by __del__
+_exports: Dict[int, int] = {}             # token block -> Py_buffer address (buffers this interpreter sent)
 
 
-_releasers = {}          # raw lock address -> release() with prebuilt arguments
+_releasers: Dict[int, Callable[[], None]] = {}          # raw lock address -> release() with prebuilt arguments
 
 
-def _release(lock):
+def _release(lock: int) -> None:
     """Release another thread's wait lock (its address comes from the pool)."""
     rel = _releasers.get(lock)
     if rel is None:
@@ -204,7 +224,7 @@ def _release(lock):
     rel()
 
 
-def _wait(tb, timeout):
+def _wait(tb: _ThreadBlock, timeout: Optional[float]) -> bool:
     """Sleep on the thread's lock until a peer releases it; False on timeout."""
     if timeout is None:
         wait_slice = tb.wait_slice
@@ -214,14 +234,14 @@ def _wait(tb, timeout):
     return _capi.lock_wait(tb.lock, timeout)
 
 
-def _thread_block():
+def _thread_block() -> _ThreadBlock:
     tb = _local.tb
     if tb is None:
         tb = _local.tb = _ThreadBlock()
     return tb
 
 
-def _process_pending():
+def _process_pending() -> None:
     while _pending_frees:
         try:
             block, lock = _pending_frees.pop()
@@ -242,7 +262,7 @@ def _process_pending():
 
 # -- lookups and entries (lock held) --------------------------------------------------
 
-def _base_locked(R, cid):
+def _base_locked(R: _Regions, cid: int) -> int:
     """Return the slot base of channel *cid*, or raise."""
     if type(cid) is int and cid > 0:
         base = (cid % NCSLOTS) * CSLOT_WORDS
@@ -253,7 +273,7 @@ def _base_locked(R, cid):
     raise _exc.ChannelNotFoundError("channel %r does not exist" % (cid,))
 
 
-def _flags_pos_locked(R, base, iid, create=True):
+def _flags_pos_locked(R: _Regions, base: int, iid: int, create: bool = True) -> int:
     """Return the pool index of *iid*'s flags word for this channel, or -1."""
     T, P = R.T, R.P
     b, last = T[base + ENTRIES], 0
@@ -281,9 +301,10 @@ def _flags_pos_locked(R, base, iid, create=True):
     return o + E_PAIRS + 2 * k + 1
 
 
-def _all_flags_locked(R, base):
+def _all_flags_locked(R: _Regions, base: int) -> List[Tuple[int, int]]:
     T, P = R.T, R.P
-    out, b = [], T[base + ENTRIES]
+    out: List[Tuple[int, int]] = []
+    b = T[base + ENTRIES]
     while b:
         o = b * BW
         for k in range(P[o + E_COUNT]):
@@ -292,17 +313,17 @@ def _all_flags_locked(R, base):
     return out
 
 
-_mypos = {}      # cid -> pool index of this interpreter's flags word (entries never move)
+_mypos: Dict[int, int] = {}      # cid -> pool index of this interpreter's flags word (entries never move)
 
 
-def _my_flags_locked(R, base, cid):
+def _my_flags_locked(R: _Regions, base: int, cid: int) -> int:
     pos = _mypos.get(cid)
     if pos is None:
         pos = _mypos[cid] = _flags_pos_locked(R, base, _ME)
     return pos
 
 
-def _should_close_locked(R, base):
+def _should_close_locked(R: _Regions, base: int) -> bool:
     T, P = R.T, R.P
     if not T[base + CLOSES] or T[base + TRANSIT_R] or T[base + TRANSIT_S]:
         return False
@@ -314,7 +335,7 @@ def _should_close_locked(R, base):
     return True
 
 
-def _close_channel_locked(R, base):
+def _close_channel_locked(R: _Regions, base: int) -> None:
     """Mark CLOSED: drop blocked senders' messages, wake every waiter."""
     T, P = R.T, R.P
     T[base + STATE] = CLOSED
@@ -342,7 +363,7 @@ def _close_channel_locked(R, base):
     _maybe_release_locked(R, base)
 
 
-def _maybe_release_locked(R, base):
+def _maybe_release_locked(R: _Regions, base: int) -> None:
     """Free a closed channel's slot (and its entry blocks) once nothing is queued."""
     T, P = R.T, R.P
     if T[base + STATE] != CLOSED or T[base + QHEAD] or T[base + RWHEAD]:
@@ -356,7 +377,7 @@ def _maybe_release_locked(R, base):
     R.H[_arena.NCHANNELS_W] -= 1
 
 
-def _wake_one_locked(R, base):
+def _wake_one_locked(R: _Regions, base: int) -> bool:
     T, P = R.T, R.P
     w = T[base + RWHEAD]
     if not w:
@@ -370,7 +391,7 @@ def _wake_one_locked(R, base):
     return True
 
 
-def _unlink_locked(R, base, head_w, tail_w, block):
+def _unlink_locked(R: _Regions, base: int, head_w: int, tail_w: int, block: int) -> bool:
     """Remove *block* from the list at T[base+head_w]; return False if absent."""
     T, P = R.T, R.P
     prev, b = 0, T[base + head_w]
@@ -389,7 +410,7 @@ def _unlink_locked(R, base, head_w, tail_w, block):
     return False
 
 
-def _append_locked(R, base, head_w, tail_w, block):
+def _append_locked(R: _Regions, base: int, head_w: int, tail_w: int, block: int) -> None:
     T = R.T
     tail = T[base + tail_w]
     if tail:
@@ -404,7 +425,8 @@ def _append_locked(R, base, head_w, tail_w, block):
 _SIMPLE = frozenset((type(None), bool, int, float, str, bytes))
 
 
-def _convert(obj, refs):
+def _convert(obj: Any, refs: Refs) -> Any:
+    """Return *obj* as marshal-able data (tuples become lists, ends dicts)."""
     t = type(obj)
     if t in _SIMPLE:
         return obj
@@ -418,7 +440,7 @@ def _convert(obj, refs):
                      "for buffers)" % t.__name__)
 
 
-def _revert(value, refs=None):
+def _revert(value: Any, refs: Optional[Refs] = None) -> Any:
     t = type(value)
     if t is list:
         return tuple(_revert(x, refs) for x in value)
@@ -432,7 +454,7 @@ def _revert(value, refs=None):
     return value
 
 
-def is_shareable(obj):
+def is_shareable(obj: object) -> bool:
     """Return True if send() accepts *obj* (its data can cross interpreters)."""
     try:
         _convert(obj, [])
@@ -441,7 +463,7 @@ def is_shareable(obj):
     return True
 
 
-def _drop_refs_locked(R, o):
+def _drop_refs_locked(R: _Regions, o: int) -> None:
     """A message is discarded: give back its ends' transit counts, release buffers."""
     P = R.P
     kind = P[o + B_KIND]
@@ -449,7 +471,7 @@ def _drop_refs_locked(R, o):
         if P[o + B_TOKEN]:
             P[P[o + B_TOKEN] * BW + T_STATE] = 1
     elif kind == K_OBJ:
-        refs = []
+        refs: Refs = []
         try:
             _revert(marshal.loads(_capi.raw_string_at(P[o + B_DATA], P[o + B_LEN])), refs)
         except Exception:
@@ -457,7 +479,7 @@ def _drop_refs_locked(R, o):
         _adjust_transit_locked(R, refs, -1)
 
 
-def _adjust_transit_locked(R, refs, delta):
+def _adjust_transit_locked(R: _Regions, refs: Sequence[Tuple[int, int]], delta: int) -> None:
     T = R.T
     for cid, end in refs:
         base = (cid % NCSLOTS) * CSLOT_WORDS
@@ -469,7 +491,7 @@ def _adjust_transit_locked(R, refs, delta):
 
 # -- channel lifecycle ------------------------------------------------------------------
 
-def create():
+def create() -> int:
     _process_pending()
     with _locked as R:
         T, H = R.T, R.H
@@ -487,7 +509,7 @@ def create():
     return cid
 
 
-def _attach(cid, end, received=False):
+def _attach(cid: int, end: int, received: bool = False) -> None:
     """This interpreter now holds a handle on *end* of channel *cid*."""
     with _locked as R:
         if received:
@@ -501,7 +523,7 @@ def _attach(cid, end, received=False):
         R.P[pos] |= _HANDLE[end]
 
 
-def _close_end(cid, end, iid):
+def _close_end(cid: int, end: int, iid: int) -> bool:
     """close() of one end for interpreter *iid*.  Return True the first time."""
     with _locked as R:
         try:
@@ -520,7 +542,7 @@ def _close_end(cid, end, iid):
         return True
 
 
-def drop_interp(iid):
+def drop_interp(iid: int) -> None:
     """Interpreter *iid* was destroyed: close its ends of every channel."""
     if not _interp._arena_obj.header[_arena.CHANNELS_W]:
         return
@@ -538,7 +560,7 @@ def drop_interp(iid):
                     _close_channel_locked(R, base)
 
 
-def _use_locked(R, cid, end):
+def _use_locked(R: _Regions, cid: int, end: int) -> int:
     """Check that this interpreter may use *end* and associate it; return base."""
     base = (cid % NCSLOTS) * CSLOT_WORDS
     T = R.T
@@ -561,7 +583,7 @@ def _use_locked(R, cid, end):
 
 # -- send and recv ----------------------------------------------------------------------
 
-def _check_timeout(timeout):
+def _check_timeout(timeout: object) -> float:
     if not isinstance(timeout, numbers.Real):
         raise TypeError("timeout must be a number of seconds or None, not %s"
                         % type(timeout).__name__)
@@ -571,7 +593,7 @@ def _check_timeout(timeout):
     return timeout
 
 
-def _export(obj):
+def _export(obj: object) -> Tuple[int, int, int, bool]:
     try:
         return _capi.buffer_export(obj)
     except (TypeError, BufferError) as exc:
@@ -579,23 +601,25 @@ def _export(obj):
                          "protocol (PEP 3118), not %s (%s)" % (type(obj).__name__, exc)) from None
 
 
-def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
+def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
+         timeout: Optional[float] = None) -> None:
     if _pending_frees or _pending_closes or _exports:
         _process_pending()
     if timeout is not None:
         timeout = _check_timeout(timeout)
-    refs = ()
-    export = None
+    refs: Sequence[Tuple[int, int]] = ()
+    export: Optional[Tuple[int, int, int, bool]] = None
     if buffer:
         kind = K_BUFFER
         export = _export(obj)
-        data = None
+        data = b""                  # unused: the buffer itself is sent
     elif type(obj) is bytes:
         kind, data = K_BYTES, obj
     else:
-        refs = []
-        kind, data = K_OBJ, marshal.dumps(_convert(obj, refs))
-    if nowait and data is not None:
+        obj_refs: Refs = []
+        kind, data = K_OBJ, marshal.dumps(_convert(obj, obj_refs))
+        refs = obj_refs
+    if nowait and not buffer:
         n = len(data)
         mem = _capi.raw_alloc(max(n, 1))
         if n:
@@ -615,13 +639,13 @@ def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
                     "channel %d: no receiver is waiting (a *_nowait() send needs one)" % cid)
             for rcid, _ in refs:
                 _base_locked(R, rcid)            # a closed end cannot travel
-            b = R.alloc_locked() if nowait else tb.block
+            b = R.alloc_locked() if tb is None else tb.block
             o = b * BW
             P[o + B_KIND] = kind
             P[o + B_SENDER] = _ME
             P[o + B_STATE] = PENDING
             P[o + B_NEXT] = 0
-            if kind == K_BUFFER:
+            if export is not None:           # K_BUFFER
                 view, buf, length, readonly = export
                 t = R.alloc_locked()
                 P[t * BW + T_EXPORTER] = _ME
@@ -650,7 +674,7 @@ def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
         if export is not None:
             _capi.buffer_release(export[0])
         raise
-    if nowait:
+    if tb is None:                           # nowait: done
         return
     # Wait until a receiver took it (DONE) or the channel closed (DROPPED).
     error = None
@@ -659,7 +683,7 @@ def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
     except BaseException as exc:          # Ctrl-C: withdraw the object if still pending
         ok, error = False, exc
     o = tb.block * BW
-    P = _R.P
+    P = R.P
     if not ok:
         with _locked as R:
             if P[o + B_STATE] == PENDING:
@@ -691,7 +715,8 @@ def send(cid, obj, *, nowait=False, buffer=False, timeout=None):
                                       % cid)
 
 
-def recv(cid, *, nowait=False, default=None, timeout=None):
+def recv(cid: int, *, nowait: bool = False, default: Any = None,
+         timeout: Optional[float] = None) -> Any:
     if _pending_frees or _pending_closes or _exports:
         _process_pending()
     if timeout is not None:
@@ -718,14 +743,15 @@ def recv(cid, *, nowait=False, default=None, timeout=None):
                 owned, lock, token = P[o + B_OWNED], P[o + B_LOCK], P[o + B_TOKEN]
                 if T[base + STATE] == CLOSED:
                     _maybe_release_locked(R, base)
-            elif nowait:
+            elif tb is None:                  # nowait
                 return default
             else:
                 _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
         finally:
             R.lock_release()
         if b:
-            return _take(b, kind, data, length, owned, lock, token)
+            return _take(R, b, kind, data, length, owned, lock, token)
+        assert tb is not None             # nowait returned above
         error = None
         try:
             if timeout is None:
@@ -750,14 +776,15 @@ def recv(cid, *, nowait=False, default=None, timeout=None):
         raise TimeoutError("channel %d: nothing was sent within %r seconds" % (cid, timeout))
 
 
-def _take(b, kind, data, length, owned, lock, token):
+def _take(R: _Regions, b: int, kind: int, data: int, length: int, owned: int, lock: int,
+          token: int) -> Any:
     try:
         if kind == K_BYTES:
             obj = _capi.raw_string_at(data, length)
         elif kind == K_OBJ:
             obj = _revert(marshal.loads(_capi.raw_string_at(data, length)))
         else:
-            obj = _map_buffer(data, length, token)
+            obj = _map_buffer(R, data, length, token)
     finally:
         if owned:
             with _locked as R:
@@ -765,27 +792,27 @@ def _take(b, kind, data, length, owned, lock, token):
             if kind != K_BUFFER:
                 _capi.raw_free(data)
         else:
-            _R.P[b * BW + B_STATE] = DONE
+            R.P[b * BW + B_STATE] = DONE
             _release(lock)                # the sender owns the block
     return obj
 
 
-def _map_buffer(data, length, token):
+def _map_buffer(R: _Regions, data: int, length: int, token: int) -> memoryview:
     holder = _capi.foreign_memory(data, length)
     view = memoryview(holder).cast("B")
-    if _R.P[token * BW + T_READONLY]:
+    if R.P[token * BW + T_READONLY]:
         view = view.toreadonly()
     weakref.finalize(holder, _release_token, token)
     return view
 
 
-def _release_token(token):
+def _release_token(token: int) -> None:
     R = _R or _regions()
     R.P[token * BW + T_STATE] = 1         # the exporter releases it at its next operation
 
 
-def _reap_exports():
-    P = _R.P
+def _reap_exports() -> None:
+    P = (_R or _regions()).P
     done = [t for t in list(_exports) if P[t * BW + T_STATE]]
     for t in done:
         view = _exports.pop(t, None)
@@ -795,21 +822,21 @@ def _reap_exports():
             R.free_locked(t)
 
 
-def outstanding_exports():
+def outstanding_exports() -> int:
     """Number of buffers this interpreter sent that a receiver still holds."""
     if _exports:
         _reap_exports()
     return len(_exports)
 
 
-def associated(cid, end):
+def associated(cid: int, end: int) -> List[int]:
     with _locked as R:
         base = _base_locked(R, cid)
         return [iid for iid, pos in _all_flags_locked(R, base)
                 if R.P[pos] & _ASSOC[end] and not R.P[pos] & _CLOSEDF[end]]
 
 
-def list_open():
+def list_open() -> List[int]:
     if not _interp._arena_obj.header[_arena.CHANNELS_W]:
         return []
     with _locked as R:
@@ -822,10 +849,12 @@ def list_open():
 
 class _ChannelEnd:
     __slots__ = ("_id", "__weakref__")
-    _end = RECV
-    _known = None
+    _id: int
+    _end: ClassVar[int] = RECV
+    # Each concrete end class has its own: one object per channel id and end.
+    _known: ClassVar[weakref.WeakValueDictionary[int, Any]]
 
-    def __new__(cls, id):
+    def __new__(cls: Type[_E], id: int) -> _E:
         if isinstance(id, bool) or not isinstance(id, int):
             raise TypeError("channel id must be an int, not %s" % type(id).__name__)
         id = int(id)
@@ -839,7 +868,7 @@ class _ChannelEnd:
         return self
 
     @classmethod
-    def _received(cls, cid):
+    def _received(cls: Type[_E], cid: int) -> _E:
         _attach(cid, cls._end, received=True)
         self = cls._known.get(cid)
         if self is None:
@@ -848,7 +877,7 @@ class _ChannelEnd:
             cls._known[cid] = self
         return self
 
-    def __del__(self):
+    def __del__(self) -> None:
         # The last handle in this interpreter is gone: close our end (PEP 554).
         # Never block here: if the arena lock is taken (maybe by this very thread,
         # when the collector runs inside a locked section), defer to the next
@@ -863,35 +892,36 @@ class _ChannelEnd:
         except Exception:
             pass
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Type[_ChannelEnd], Tuple[int]]:
         return (type(self), (self._id,))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "%s(%d)" % (type(self).__name__, self._id)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
+        assert isinstance(other, _ChannelEnd)
         return self._id == other._id
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((type(self), self._id))
 
     @property
-    def id(self):
+    def id(self) -> int:
         """The channel's unique id (read-only)."""
         return self._id
 
     @property
-    def interpreters(self):
+    def interpreters(self) -> List[Interpreter]:
         """The interpreters associated with this end: used it and did not close it."""
         from . import Interpreter
         return [Interpreter(i) for i in associated(self._id, self._end)]
 
-    def _spec(self):
+    def _spec(self) -> Tuple[str, int]:
         return ("rs"[self._end], self._id)
 
-    def close(self):
+    def close(self) -> bool:
         """Drop this interpreter's association with this end and block future use.
 
         Once no interpreter is attached to either end (holding it or associated
@@ -909,9 +939,10 @@ class RecvChannel(_ChannelEnd):
 
     __slots__ = ()
     _end = RECV
-    _known = weakref.WeakValueDictionary()
+    _known: ClassVar[weakref.WeakValueDictionary[int, RecvChannel]] = (
+        weakref.WeakValueDictionary())
 
-    def recv(self, timeout=None):
+    def recv(self, timeout: Optional[float] = None) -> Any:
         """Return the next object sent on the channel, waiting until one arrives.
 
         The object is rebuilt in this interpreter; nothing is shared with the
@@ -925,7 +956,7 @@ class RecvChannel(_ChannelEnd):
         """
         return recv(self._id, timeout=timeout)
 
-    def recv_nowait(self, default=None):
+    def recv_nowait(self, default: Any = None) -> Any:
         """Like recv(), but return *default* at once when nothing is pending."""
         return recv(self._id, nowait=True, default=default)
 
@@ -935,9 +966,10 @@ class SendChannel(_ChannelEnd):
 
     __slots__ = ()
     _end = SEND
-    _known = weakref.WeakValueDictionary()
+    _known: ClassVar[weakref.WeakValueDictionary[int, SendChannel]] = (
+        weakref.WeakValueDictionary())
 
-    def send(self, obj, timeout=None):
+    def send(self, obj: object, timeout: Optional[float] = None) -> None:
         """Send *obj*'s data and wait until a receiver has taken it.
 
         Shareable: None, bytes, str, int, float, bool, tuples of those, and
@@ -953,14 +985,14 @@ class SendChannel(_ChannelEnd):
         """
         send(self._id, obj, timeout=timeout)
 
-    def send_nowait(self, obj):
+    def send_nowait(self, obj: object) -> None:
         """Hand *obj* to a receiver waiting right now; else raise RuntimeError.
 
         Raises NotReceivedError (a RuntimeError) when no receiver is waiting.
         """
         send(self._id, obj, nowait=True)
 
-    def send_buffer(self, obj, timeout=None):
+    def send_buffer(self, obj: object, timeout: Optional[float] = None) -> None:
         """Send a zero-copy view of *obj*'s (PEP 3118) buffer; wait until received.
 
         The receiver gets a memoryview over this interpreter's memory, writable
@@ -971,25 +1003,25 @@ class SendChannel(_ChannelEnd):
         """
         send(self._id, obj, buffer=True, timeout=timeout)
 
-    def send_buffer_nowait(self, obj):
+    def send_buffer_nowait(self, obj: object) -> None:
         """Like send_buffer(), but raise RuntimeError unless a receiver is waiting."""
         send(self._id, obj, nowait=True, buffer=True)
 
 
-def from_spec(spec):
+def from_spec(spec: Tuple[str, int]) -> Union[RecvChannel, SendChannel]:
     tag, cid = spec
     return (RecvChannel if tag == "r" else SendChannel)(cid)
 
 
-def create_channel():
+def create_channel() -> Tuple[RecvChannel, SendChannel]:
     """Create a channel; return its ends as (RecvChannel, SendChannel)."""
     cid = create()
     return RecvChannel(cid), SendChannel(cid)
 
 
-def list_all_channels():
+def list_all_channels() -> List[Tuple[RecvChannel, SendChannel]]:
     """Return (RecvChannel, SendChannel) for every open channel."""
-    out = []
+    out: List[Tuple[RecvChannel, SendChannel]] = []
     for cid in list_open():
         try:
             out.append((RecvChannel(cid), SendChannel(cid)))
@@ -998,7 +1030,7 @@ def list_all_channels():
     return out
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     # The child starts a fresh arena (_interp does that first): forget the parent's.
     global _R
     _R = None
