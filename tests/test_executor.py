@@ -1,0 +1,218 @@
+"""interpreters._executor: InterpreterPoolExecutor."""
+
+import concurrent.futures
+import math
+import operator
+import sys
+import time
+
+import pytest
+
+from support import (  # noqa: F401 (destroy_leftovers is an autouse fixture)
+    PYVER, assert_python_ok, destroy_leftovers,
+)
+
+import interpreters
+from interpreters._executor import BrokenInterpreterPool, InterpreterPoolExecutor
+
+
+def live_subs():
+    return {i.id for i in interpreters.list_all()} - {0}
+
+
+def test_all():
+    import interpreters._executor as mod
+    assert set(mod.__all__) == {"InterpreterPoolExecutor", "BrokenInterpreterPool"}
+    assert issubclass(InterpreterPoolExecutor, concurrent.futures.Executor)
+
+
+def test_submit_map_chunksize_and_context_manager():
+    before = live_subs()
+    with InterpreterPoolExecutor(2) as ex:
+        assert ex.submit(pow, 3, 4).result(30) == 81
+        assert ex.submit(sorted, [2, 1], reverse=True).result(30) == [2, 1]
+        assert list(ex.map(operator.mul, range(10), range(10))) == [i * i for i in range(10)]
+        for cs in (2, 3, 7, 100):
+            assert list(ex.map(operator.add, range(23), range(23), chunksize=cs)) == \
+                [2 * i for i in range(23)]
+        with pytest.raises(ValueError):
+            ex.map(abs, [1], chunksize=0)
+        created = ex.interpreter_ids
+        assert 1 <= len(created) <= 2 and created <= live_subs()
+    assert live_subs() == before          # destroyed on exit of the with block
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.submit(abs, 1)
+
+
+def test_exception_reraised_from_future():
+    with InterpreterPoolExecutor(1) as ex:
+        f = ex.submit(math.sqrt, -1)
+        with pytest.raises(ValueError) as ei:
+            f.result(30)
+        assert isinstance(ei.value, interpreters.RunFailedError)
+        assert ei.value.excinfo.type_name == "ValueError"
+        assert isinstance(f.exception(), ValueError)
+        it = ex.map(int, ["1", "x", "3"])
+        assert next(it) == 1
+        with pytest.raises(ValueError):
+            next(it)
+        it = ex.map(int, ["1", "x", "3"], chunksize=2)   # a chunk fails as a whole
+        with pytest.raises(ValueError):
+            next(it)
+        # the worker and its interpreter survive a failed task
+        assert ex.submit(abs, -5).result(30) == 5
+        assert len(ex.interpreter_ids) == 1
+
+
+def test_shutdown_cancel_futures():
+    ex = InterpreterPoolExecutor(1)
+    first = ex.submit(time.sleep, 0.3)
+    rest = [ex.submit(pow, 2, i) for i in range(20)]
+    while not first.running():
+        time.sleep(0.005)
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert first.done() and first.result() is None
+    assert all(f.cancelled() for f in rest)
+    assert not ex.interpreter_ids & live_subs()
+
+
+def test_shutdown_without_wait_runs_pending():
+    ex = InterpreterPoolExecutor(2)
+    fs = [ex.submit(pow, 2, i) for i in range(50)]
+    ex.shutdown(wait=False)
+    assert [f.result(30) for f in fs] == [2 ** i for i in range(50)]
+    deadline = time.monotonic() + 20
+    while ex.interpreter_ids & live_subs() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not ex.interpreter_ids & live_subs()
+
+
+def test_many_small_tasks_reuse_few_interpreters():
+    # 1,000 tasks, served by the same (at most max_workers) interpreters
+    task = "import sys; sys.modules['__main__'].__dict__.setdefault('n', 0)"
+    with InterpreterPoolExecutor(3) as ex:
+        fs = [ex.submit(operator.add, i, 1) for i in range(1000)]
+        assert [f.result(60) for f in fs] == list(range(1, 1001))
+        ids = ex.interpreter_ids
+        assert 1 <= len(ids) <= 3
+        # every task of a second batch sees one of those interpreters: count per
+        # interpreter through its own __main__
+        fs = [ex.submit(exec, task + "; sys.modules['__main__'].n += 1") for _ in range(300)]
+        for f in fs:
+            f.result(60)
+        counts = [ex.submit(eval, "__import__('sys').modules['__main__'].n").result(60)
+                  for _ in range(30)]
+        assert ex.interpreter_ids == ids
+        assert len(live_subs() & ids) == len(ids)
+    assert not live_subs() & ids
+    assert max(counts) <= 300 + 30 and sum(set(counts)) >= 1
+
+
+def test_initializer_runs_in_each_interpreter_and_failure_breaks_pool():
+    init = "import sys; sys.modules['__main__'].ready = 'yes'"
+    with InterpreterPoolExecutor(2, initializer=exec, initargs=(init,)) as ex:
+        got = list(ex.map(eval, ["__import__('sys').modules['__main__'].ready"] * 8))
+        assert got == ["yes"] * 8
+    ex = InterpreterPoolExecutor(1, initializer=int, initargs=("bad",))
+    f = ex.submit(abs, 1)
+    with pytest.raises(BrokenInterpreterPool):
+        f.result(30)
+    with pytest.raises(BrokenInterpreterPool):
+        ex.submit(abs, 1)
+    ex.shutdown()
+
+
+def test_arguments_validated():
+    with pytest.raises(ValueError):
+        InterpreterPoolExecutor(0)
+    with pytest.raises(TypeError):
+        InterpreterPoolExecutor(1, initializer=42)
+
+
+@pytest.mark.skipif(PYVER >= (3, 12), reason="isolated interpreters exist on 3.12+")
+def test_isolated_needs_312():
+    with pytest.raises(interpreters.InterpreterError, match="3.12"):
+        InterpreterPoolExecutor(2, isolated=True)
+
+
+DROP_IN = r"""
+import concurrent.futures, sys
+from interpreters._executor import InterpreterPoolExecutor
+
+BASE = 10
+
+class Acc:
+    def __init__(self, v):
+        self.v = v
+
+def square_plus(x):
+    return Acc(x * x + BASE)
+
+def fails(x):
+    raise KeyError(x)
+
+def run(executor_class, **kw):
+    with executor_class(max_workers=2, **kw) as ex:
+        a = [r.v for r in ex.map(square_plus, range(20), chunksize=4)]
+        b = ex.submit(square_plus, 3).result().v
+        c = ex.submit(lambda s: s.upper(), "lam").result()
+        try:
+            ex.submit(fails, "k").result()
+        except KeyError as e:
+            d = repr(e.args[0]) if executor_class is not InterpreterPoolExecutor else e.excinfo.msg
+    return a, b, c, d
+
+if __name__ == "__main__":
+    ref = run(concurrent.futures.ThreadPoolExecutor)
+    got = run(InterpreterPoolExecutor)
+    assert got == ref, (got, ref)
+    print("shared ok")
+    if sys.version_info >= (3, 12):
+        assert run(InterpreterPoolExecutor, isolated=True) == ref
+        print("isolated ok")
+    # left running at exit without shutdown(): the process still ends cleanly
+    ex = InterpreterPoolExecutor(2)
+    ex.submit(square_plus, 1)
+"""
+
+
+def test_drop_in_with_main_functions():
+    out, err = assert_python_ok(DROP_IN, timeout=60)
+    assert out.split() == ["shared", "ok"] + (["isolated", "ok"] if PYVER >= (3, 12) else [])
+
+
+CPU_PAIR = r"""
+import time
+from interpreters._executor import InterpreterPoolExecutor
+
+def spin(n):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+N = 2_000_000
+with InterpreterPoolExecutor(2, isolated=True) as ex:
+    list(ex.map(spin, [10, 10]))            # both interpreters created and warm
+    expect = sum(i * i for i in range(N))
+    best = 0.0
+    for attempt in range(3):
+        t = time.perf_counter()
+        assert ex.submit(spin, N).result() == expect
+        assert ex.submit(spin, N).result() == expect
+        serial = time.perf_counter() - t
+        t = time.perf_counter()
+        assert list(ex.map(spin, [N, N])) == [expect] * 2
+        best = max(best, serial / (time.perf_counter() - t))
+print("speedup %.2f" % best)
+"""
+
+
+@pytest.mark.skipif(PYVER < (3, 12), reason="isolated interpreters need 3.12+")
+def test_isolated_cpu_bound_pair_runs_in_parallel():
+    import os
+    out, err = assert_python_ok(CPU_PAIR, timeout=90)
+    speedup = float(out.split()[-1])
+    # under one GIL two CPU-bound tasks take as long together as one after the other
+    if (os.cpu_count() or 1) >= 2:
+        assert speedup > 1.25, out
