@@ -13,12 +13,21 @@ feature this Python lacks is skipped with the reason, so a new demo (a channel r
 trip, say) is one decorated function.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 import textwrap
 import time
 
 import interpreters
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, Sequence, TextIO, Tuple
+
+    Feature = Tuple[str, bool, str]             # (name, available, detail)
+    DemoFn = Callable[[interpreters.Interpreter], None]
 
 USAGE = """\
 usage: python -m interpreters [demo | features | run FILE [ARG ...] | --help]
@@ -43,7 +52,7 @@ commands:
 # ------------------------------------------------------------------------------------
 # feature report
 
-def features():
+def features() -> List[Feature]:
     """Return [(name, available, detail)] for the running Python."""
     ver = sys.version_info[:2]
     rows = [
@@ -79,7 +88,7 @@ def features():
     return rows
 
 
-def _channels_feature():
+def _channels_feature() -> Feature:
     name = "channels (create_channel)"
     try:
         from interpreters import _channels  # noqa: F401
@@ -93,7 +102,7 @@ def _channels_feature():
     return (name, True, "bytes, str, int, ..., channel ends; send_buffer() zero-copy")
 
 
-def _isolated_supported():
+def _isolated_supported() -> bool:
     # XXX: the spelling of the own-GIL API is not settled; accept either form.
     if hasattr(interpreters, "create_isolated"):
         return True
@@ -104,7 +113,7 @@ def _isolated_supported():
         return False
 
 
-def available(feature_prefix):
+def available(feature_prefix: str) -> Tuple[bool, str]:
     """Return (available, detail) for the first feature whose name starts with the prefix."""
     for name, ok, detail in features():
         if name.startswith(feature_prefix):
@@ -112,7 +121,7 @@ def available(feature_prefix):
     raise KeyError(feature_prefix)
 
 
-def print_report(out=sys.stdout):
+def print_report(out: TextIO = sys.stdout) -> None:
     print("interpreters %s on CPython %s (%s)" % (
         interpreters.__version__, sys.version.split()[0], sys.executable), file=out)
     print("", file=out)
@@ -124,23 +133,23 @@ def print_report(out=sys.stdout):
 # ------------------------------------------------------------------------------------
 # demo: each step is a function registered in order; ``needs`` names a feature
 
-_DEMOS = []
+_DEMOS: List[Tuple[str, Optional[str], DemoFn]] = []
 
 
-def demo(title, needs=None):
+def demo(title: str, needs: Optional[str] = None) -> Callable[[DemoFn], DemoFn]:
     """Register a demo step: ``fn(interp)`` gets the demo's interpreter."""
-    def register(fn):
+    def register(fn: DemoFn) -> DemoFn:
         _DEMOS.append((title, needs, fn))
         return fn
     return register
 
 
-def _show(src):
+def _show(src: str) -> None:
     print(textwrap.indent(textwrap.dedent(src).strip("\n"), "    >>> "))
 
 
 @demo("run code in a new interpreter")
-def demo_run(interp):
+def demo_run(interp: interpreters.Interpreter) -> None:
     src = """
         import interpreters
         print("    hello from interpreter", interpreters.get_current().id)
@@ -151,7 +160,7 @@ def demo_run(interp):
 
 
 @demo("__main__ persists between run() calls; nothing is shared with the caller")
-def demo_main_persists(interp):
+def demo_main_persists(interp: interpreters.Interpreter) -> None:
     interp.run("counter = 1")
     interp.run("counter += 41")
     src = 'print("    counter =", counter)'
@@ -166,7 +175,7 @@ def demo_main_persists(interp):
 
 
 @demo("an exception in the interpreter comes back as RunFailedError")
-def demo_exception(interp):
+def demo_exception(interp: interpreters.Interpreter) -> None:
     src = 'raise KeyError("no such user")'
     _show(src)
     try:
@@ -174,14 +183,16 @@ def demo_exception(interp):
     except KeyError as exc:          # RunFailedError is also a KeyError here
         assert isinstance(exc, interpreters.RunFailedError)
         print("    caught %s: %s" % (type(exc).__name__, exc))
-        print("    excinfo: %r" % (exc.excinfo,))
-        print(textwrap.indent(exc.excinfo.formatted.rstrip(), "    | "))
+        info = exc.excinfo
+        assert info is not None          # run() sets it on every RunFailedError
+        print("    excinfo: %r" % (info,))
+        print(textwrap.indent(info.formatted.rstrip(), "    | "))
     else:
         raise AssertionError("run() did not raise")
 
 
 @demo("run() timing")
-def demo_timing(interp):
+def demo_timing(interp: interpreters.Interpreter) -> None:
     n = 2000
     interp.run("pass")
     t0 = time.perf_counter()
@@ -201,7 +212,7 @@ def demo_timing(interp):
 
 
 @demo("a channel round trip (main -> subinterpreter in a thread -> main)", needs="channels")
-def demo_channel(interp):
+def demo_channel(interp: interpreters.Interpreter) -> None:
     import threading
     from_main, to_sub = interpreters.create_channel()   # (recv end, send end)
     from_sub, to_main = interpreters.create_channel()
@@ -213,16 +224,17 @@ def demo_channel(interp):
             outbox.send(msg)
         """
     _show(src)
-    errors = []
+    errors: List[BaseException] = []
 
-    def serve():
+    def serve() -> None:
         try:
             interp.run(textwrap.dedent(src), channels={"inbox": from_main, "outbox": to_main})
         except BaseException as exc:
             errors.append(exc)
     t = threading.Thread(target=serve)
     t.start()
-    n, payload, times = 300, b"x" * 64, []
+    n, payload = 300, b"x" * 64
+    times: List[float] = []
     try:
         for _ in range(n):
             t0 = time.perf_counter()
@@ -239,13 +251,13 @@ def demo_channel(interp):
 
 
 @demo("two isolated interpreters (own GIL) run CPU-bound code in parallel", needs="isolated")
-def demo_parallel(interp):
+def demo_parallel(interp: interpreters.Interpreter) -> None:
     import threading
     src = "s = 0\nfor i in range(2000000):\n    s += i * i"
     _show(src)
     pair = [interpreters.create(isolated=True) for _ in range(2)]
     try:
-        def timed(workers):
+        def timed(workers: List[interpreters.Interpreter]) -> Tuple[float, float]:
             threads = [threading.Thread(target=w.run, args=(src,)) for w in workers]
             c0, w0 = time.process_time(), time.perf_counter()
             for t in threads:
@@ -259,11 +271,11 @@ def demo_parallel(interp):
         for w in pair:
             w.destroy()
     print("    1 interpreter: %.2f s; 2 in parallel: %.2f s (speedup %.2fx, %.2f CPU-seconds "
-          "per second; load average %.1f on %d CPUs)"
+          "per second; load average %.1f on %s CPUs)"
           % (one, two, 2 * one / two, cpu / two, os.getloadavg()[0], os.cpu_count()))
 
 
-def run_demo():
+def run_demo() -> int:
     print_report()
     print("")
     interp = interpreters.create()
@@ -335,7 +347,7 @@ def __interpreters_run_file__(path, argv):
 '''
 
 
-def run_file(path, args):
+def run_file(path: str, args: Sequence[str]) -> int:
     """Run *path* in a fresh subinterpreter; return its exit status."""
     if not os.path.exists(path):
         print("python -m interpreters run: can't open file %r: No such file or directory"
@@ -350,7 +362,7 @@ def run_file(path, args):
             info = exc.excinfo
             if info is not None and info.type_name == "SystemExit":
                 return int(info.msg)
-            print(exc.excinfo.formatted if info is not None else exc, file=sys.stderr)
+            print(info.formatted if info is not None else exc, file=sys.stderr)
             return 1
         return 0
     finally:
@@ -363,7 +375,7 @@ def run_file(path, args):
 
 # ------------------------------------------------------------------------------------
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv == ["demo"]:
         return run_demo()
