@@ -29,11 +29,22 @@ The same rules apply to results sent back, and an object that was rebuilt by
 value travels back by name, so the caller gets its own original object.
 """
 
+from __future__ import annotations
+
 import os
 import pickle
 import sys
 import threading
 import types
+
+# Annotations are strings (postponed); typing is imported for the checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional, Set, Tuple, TypeVar
+
+    from . import Interpreter
+
+    _T = TypeVar("_T")
 
 __all__ = ["call", "call_in_thread", "run_in_thread", "CallThread", "NotSendableError"]
 
@@ -331,11 +342,11 @@ def _run_source(src):
 '''
 
 
-def _load_runtime():
+def _load_runtime() -> types.ModuleType:
     mod = sys.modules.get(RUNTIME_NAME)
     if mod is None or getattr(mod, "__source__", None) != RUNTIME_SOURCE:
         mod = types.ModuleType(RUNTIME_NAME, "Runtime of interpreters._call (stdlib only).")
-        mod.__source__ = RUNTIME_SOURCE
+        mod.__dict__["__source__"] = RUNTIME_SOURCE
         exec(compile(RUNTIME_SOURCE, "<%s>" % RUNTIME_NAME, "exec"), mod.__dict__)
         sys.modules[RUNTIME_NAME] = mod
     return mod
@@ -360,11 +371,11 @@ del _interpreters_install_callrt_
 
 _SERVE_SOURCE = '__import__("sys").modules[%r]._serve(%%d, %%d)' % RUNTIME_NAME
 
-_installed = set()          # ids of interpreters that have the runtime (ids are never reused)
+_installed: Set[int] = set()          # ids of interpreters that have the runtime (ids are never reused)
 _installed_lock = threading.Lock()
 
 
-def _ensure_runtime(interp):
+def _ensure_runtime(interp: Interpreter) -> None:
     iid = interp.id
     if iid in _installed:
         return
@@ -373,15 +384,16 @@ def _ensure_runtime(interp):
         _installed.add(iid)
 
 
-def _describe(obj):
+def _describe(obj: object) -> str:
     r = _rt._short_repr(obj)
     t = type(obj)
     return "%s (%s.%s)" % (r, t.__module__, t.__qualname__)
 
 
-def _locate(f, args, kwargs):
+def _locate(f: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
+            ) -> Tuple[Optional[str], Optional[BaseException]]:
     """Name the part of the call that cannot be pickled (called after a failure)."""
-    def fails(obj):
+    def fails(obj: object) -> Optional[BaseException]:
         try:
             _rt.dumps(obj)
         except BaseException as exc:
@@ -418,9 +430,11 @@ def _locate(f, args, kwargs):
     return None, None
 
 
-def _pickle_call(interp, f, args, kwargs):
+def _pickle_call(interp: Interpreter, f: Callable[..., Any], args: Tuple[Any, ...],
+                 kwargs: Dict[str, Any]) -> bytes:
     try:
-        return _rt.dumps((f, args, kwargs))
+        data: bytes = _rt.dumps((f, args, kwargs))
+        return data
     except BaseException as exc:
         what, why = _locate(f, args, kwargs)
         if what is None:
@@ -429,11 +443,11 @@ def _pickle_call(interp, f, args, kwargs):
                                % (what, interp.id, type(why).__name__, why)) from None
 
 
-def _memfd(name):
+def _memfd(name: str) -> int:
     return os.memfd_create(name, getattr(os, "MFD_CLOEXEC", 1))
 
 
-def call(interp, f, /, *args, **kwargs):
+def call(interp: Interpreter, f: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
     """Run ``f(*args, **kwargs)`` in *interp*, block, and return its result.
 
     The call runs in the calling OS thread, like ``run()``.  *f*, the arguments
@@ -468,7 +482,8 @@ def call(interp, f, /, *args, **kwargs):
     finally:
         os.close(fin)
     try:
-        return pickle.loads(data)
+        result: _T = pickle.loads(data)
+        return result
     except Exception as exc:
         raise _rt.CallError("call(): the result of %s() from interpreter %d cannot be "
                             "unpickled here: %s: %s" % (getattr(f, "__qualname__", f),
@@ -487,17 +502,18 @@ class CallThread:
     *timeout* seconds.  ``exception(timeout=None)`` returns the exception or None.
     """
 
-    def __init__(self, interp, target, args, kwargs, name):
+    def __init__(self, interp: Interpreter, target: Callable[..., Any], args: Tuple[Any, ...],
+                 kwargs: Dict[str, Any], name: str) -> None:
         self.interp = interp
         self._target = target
         self._args = args
         self._kwargs = kwargs
-        self._result = None
-        self._exc = None
+        self._result: Any = None
+        self._exc: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._main, name=name)
         self._thread.start()
 
-    def _main(self):
+    def _main(self) -> None:
         try:
             self._result = self._target(*self._args, **self._kwargs)
         except BaseException as exc:
@@ -506,43 +522,44 @@ class CallThread:
             del self._target, self._args, self._kwargs
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self._thread.name
 
     @property
-    def ident(self):
+    def ident(self) -> Optional[int]:
         return self._thread.ident
 
-    def is_alive(self):
+    def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    def join(self, timeout=None):
+    def join(self, timeout: Optional[float] = None) -> None:
         self._thread.join(timeout)
         if not self._thread.is_alive() and self._exc is not None:
             raise self._exc
 
-    def _wait(self, timeout):
+    def _wait(self, timeout: Optional[float]) -> None:
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TimeoutError("the call in interpreter %d is still running after %s s"
                                % (self.interp.id, timeout))
 
-    def result(self, timeout=None):
+    def result(self, timeout: Optional[float] = None) -> Any:
         self._wait(timeout)
         if self._exc is not None:
             raise self._exc
         return self._result
 
-    def exception(self, timeout=None):
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         self._wait(timeout)
         return self._exc
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "running" if self.is_alive() else ("failed" if self._exc else "done")
         return "<%s %s interp=%d %s>" % (type(self).__name__, self.name, self.interp.id, state)
 
 
-def call_in_thread(interp, f, /, *args, **kwargs):
+def call_in_thread(interp: Interpreter, f: Callable[..., Any], /, *args: Any,
+                   **kwargs: Any) -> CallThread:
     """Start a thread that runs ``call(interp, f, *args, **kwargs)``; return its CallThread.
 
     The thread is not a daemon (like threading.Thread).  ``.result()`` returns
@@ -553,7 +570,7 @@ def call_in_thread(interp, f, /, *args, **kwargs):
                       "interp-%d-call-%s" % (interp.id, getattr(f, "__name__", "f")))
 
 
-def run_in_thread(interp, src, /):
+def run_in_thread(interp: Interpreter, src: str, /) -> CallThread:
     """Start a thread that runs ``interp.run(src)``; return its CallThread.
 
     ``.join()`` re-raises the RunFailedError; ``.result()`` returns None.
