@@ -9,6 +9,8 @@ lambdas and local functions sent by value, so user code written for
 ProcessPoolExecutor with module-level or ``__main__`` functions works as is.
 """
 
+from __future__ import annotations
+
 import atexit
 import concurrent.futures
 import itertools
@@ -22,6 +24,21 @@ from concurrent.futures import _base
 from . import _interp
 from ._call import _rt, call
 
+# Annotations are strings (postponed); typing is imported for the checker only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import (
+        Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar,
+    )
+
+    from typing_extensions import ParamSpec
+
+    from . import Interpreter
+
+    _T = TypeVar("_T")
+    _P = ParamSpec("_P")
+    _Queue = queue.SimpleQueue[Optional["_WorkItem"]]    # None: stop (and pass it on)
+
 __all__ = ["InterpreterPoolExecutor", "BrokenInterpreterPool"]
 
 
@@ -29,12 +46,13 @@ class BrokenInterpreterPool(_base.BrokenExecutor):
     """A worker's interpreter could not be created or its initializer failed."""
 
 
-_live = weakref.WeakSet()        # executors with threads, for the exit hook
+# executors with threads, for the exit hook
+_live: weakref.WeakSet[InterpreterPoolExecutor] = weakref.WeakSet()
 _exiting = False
 _exit_lock = threading.Lock()
 
 
-def _python_exit():
+def _python_exit() -> None:
     global _exiting
     with _exit_lock:
         _exiting = True
@@ -52,20 +70,21 @@ _DAEMON_WORKERS = not hasattr(threading, "_register_atexit")
 if _DAEMON_WORKERS:
     atexit.register(_python_exit)
 else:
-    threading._register_atexit(_python_exit)
+    threading._register_atexit(_python_exit)  # type: ignore[attr-defined]  # private, 3.9+
 
 
 class _WorkItem:
     __slots__ = ("future", "fn", "args", "kwargs")
 
-    def __init__(self, future, fn, args, kwargs):
+    def __init__(self, future: concurrent.futures.Future[Any], fn: Callable[..., Any],
+                 args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         self.future = future
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
 
 
-def _chunks(chunksize, *iterables):
+def _chunks(chunksize: int, *iterables: Iterable[Any]) -> Iterator[Tuple[Tuple[Any, ...], ...]]:
     it = zip(*iterables)
     while True:
         chunk = tuple(itertools.islice(it, chunksize))
@@ -74,7 +93,7 @@ def _chunks(chunksize, *iterables):
         yield chunk
 
 
-def _chain(results):
+def _chain(results: Iterable[List[_T]]) -> Iterator[_T]:
     for element in results:
         element.reverse()
         while element:
@@ -99,7 +118,9 @@ class InterpreterPoolExecutor(_base.Executor):
     ones first.
     """
 
-    def __init__(self, max_workers=None, *, isolated=False, initializer=None, initargs=()):
+    def __init__(self, max_workers: Optional[int] = None, *, isolated: bool = False,
+                 initializer: Optional[Callable[..., object]] = None,
+                 initargs: Iterable[Any] = ()) -> None:
         if max_workers is None:
             max_workers = os.cpu_count() or 1
         elif max_workers <= 0:
@@ -113,17 +134,20 @@ class InterpreterPoolExecutor(_base.Executor):
         self._isolated = isolated
         self._initializer = initializer
         self._initargs = tuple(initargs)
-        self._queue = queue.SimpleQueue()
+        self._queue: _Queue = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
-        self._threads = set()
+        self._threads: Set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._shutdown = False
-        self._broken = None
-        self._interp_ids = set()
+        self._broken: Optional[str] = None
+        self._interp_ids: Set[int] = set()
 
     # -- submission -----------------------------------------------------------------
 
-    def submit(self, fn, /, *args, **kwargs):
+    # Positional-only fn, as Executor.submit itself since 3.9; typeshed's 3.8 stub
+    # still lets fn be passed by keyword, which this subclass does not.
+    def submit(self, fn: Callable[_P, _T], /,  # type: ignore[override,unused-ignore]
+               *args: _P.args, **kwargs: _P.kwargs) -> concurrent.futures.Future[_T]:
         with self._lock:
             if self._broken:
                 raise BrokenInterpreterPool(self._broken)
@@ -131,14 +155,15 @@ class InterpreterPoolExecutor(_base.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if _exiting:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-            f = _base.Future()
+            f: concurrent.futures.Future[_T] = _base.Future()
             self._queue.put(_WorkItem(f, fn, args, kwargs))
             self._adjust_thread_count()
             return f
 
     submit.__doc__ = _base.Executor.submit.__doc__
 
-    def map(self, fn, *iterables, timeout=None, chunksize=1):
+    def map(self, fn: Callable[..., _T], *iterables: Iterable[Any],
+            timeout: Optional[float] = None, chunksize: int = 1) -> Iterator[_T]:
         """Like Executor.map; *chunksize* items are sent to a worker per task.
 
         As with ProcessPoolExecutor, a large chunksize cuts the per-task cost
@@ -154,7 +179,7 @@ class InterpreterPoolExecutor(_base.Executor):
                               timeout=timeout)
         return _chain(results)
 
-    def _adjust_thread_count(self):
+    def _adjust_thread_count(self) -> None:
         if self._idle.acquire(timeout=0):
             return
         if len(self._threads) < self._max_workers:
@@ -170,10 +195,10 @@ class InterpreterPoolExecutor(_base.Executor):
 
     # -- shutdown -------------------------------------------------------------------
 
-    def _wake_all(self):
+    def _wake_all(self) -> None:
         self._queue.put(None)
 
-    def _fail_pending(self, exc_factory):
+    def _fail_pending(self, exc_factory: Callable[[], BaseException]) -> None:
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -186,12 +211,12 @@ class InterpreterPoolExecutor(_base.Executor):
                 self._queue.put(None)
                 return
 
-    def _initializer_failed(self, reason):
+    def _initializer_failed(self, reason: str) -> None:
         with self._lock:
             self._broken = reason
             self._fail_pending(lambda: BrokenInterpreterPool(reason))
 
-    def shutdown(self, wait=True, *, cancel_futures=False):
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks; destroy the interpreters once their queues drain.
 
         ``cancel_futures=True`` cancels the tasks that have not started.  With
@@ -216,19 +241,20 @@ class InterpreterPoolExecutor(_base.Executor):
     # -- introspection --------------------------------------------------------------
 
     @property
-    def interpreter_ids(self):
+    def interpreter_ids(self) -> FrozenSet[int]:
         """Ids of the interpreters this executor has created so far (a frozenset)."""
         return frozenset(self._interp_ids)
 
 
-def _wake_on_collect(q):
-    def cb(_ref):
+def _wake_on_collect(q: _Queue) -> Callable[[object], None]:
+    def cb(_ref: object) -> None:
         q.put(None)
     return cb
 
 
-def _worker(executor_ref, q, isolated, initializer, initargs):
-    interp = None
+def _worker(executor_ref: weakref.ref[InterpreterPoolExecutor], q: _Queue, isolated: bool,
+            initializer: Optional[Callable[..., object]], initargs: Tuple[Any, ...]) -> None:
+    interp: Optional[Interpreter] = None
     try:
         while True:
             item = q.get()
@@ -254,14 +280,13 @@ def _worker(executor_ref, q, isolated, initializer, initargs):
             del ex
             if item.future.set_running_or_notify_cancel():
                 try:
-                    fn = item.fn
+                    fn: Optional[Callable[..., Any]] = item.fn
                     if fn is _Chunk:
                         result = call(interp, _rt._process_chunk, *item.args)
                     else:
-                        result = call(interp, fn, *item.args, **item.kwargs)
+                        result = call(interp, item.fn, *item.args, **item.kwargs)
                 except BaseException as exc:
-                    item.future.set_exception(exc)
-                    exc = None
+                    item.future.set_exception(exc)     # (exc is unbound on leaving)
                 else:
                     item.future.set_result(result)
                     result = None
@@ -281,11 +306,11 @@ def _worker(executor_ref, q, isolated, initializer, initargs):
                                  "%d: %s\n" % (interp.id, exc))
 
 
-def _Chunk(fn, chunk):
+def _Chunk(fn: Callable[..., _T], chunk: Iterable[Tuple[Any, ...]]) -> List[_T]:
     """Marks a map() chunk in submit(); workers run it as one call() of _process_chunk."""
     return [fn(*args) for args in chunk]
 
 
-def _interp_create(isolated):
+def _interp_create(isolated: bool) -> Interpreter:
     from . import Interpreter
     return Interpreter(_interp.create(isolated=isolated))
