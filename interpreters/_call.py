@@ -175,6 +175,10 @@ def _set_function_state(f, state):
     return f
 
 
+def _make_proxy(d):
+    return types.MappingProxyType(d)
+
+
 def _make_class(meta, name, bases, ns):
     return meta(name, bases, ns)
 
@@ -217,6 +221,8 @@ class Pickler(pickle.Pickler):
             return t, (obj.__func__,)
         if t is property:
             return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
+        if t is types.MappingProxyType:
+            return _make_proxy, (dict(obj),)
         if obj is _EMPTY:
             return _empty_marker, ()
         return NotImplemented
@@ -262,6 +268,9 @@ class Pickler(pickle.Pickler):
             return back
         if not _needs_value(cls):
             return NotImplemented
+        if any(m.__module__ == "enum" for m in type(cls).__mro__):
+            raise NotSendableError("enum class %s.%s cannot be sent by value (define it in "
+                                   "an importable module)" % (cls.__module__, cls.__qualname__))
         d = dict(cls.__dict__)
         for k in ("__dict__", "__weakref__", "_abc_impl"):
             d.pop(k, None)

@@ -168,7 +168,7 @@ def test_call_does_not_load_ctypes_in_target():
 
 
 MAIN_SCRIPT = r"""
-import math, sys
+import dataclasses, enum, math, sys
 import interpreters
 from interpreters._call import call, call_in_thread
 
@@ -195,6 +195,14 @@ def helper(v):
 def work(n, *, extra=0):
     return [helper(i) for i in range(n)] + [extra]
 
+@dataclasses.dataclass
+class Rec:
+    a: int
+    tags: list = dataclasses.field(default_factory=list)
+
+class Color(enum.Enum):
+    RED = 1
+
 def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 
@@ -208,6 +216,14 @@ def main(isolated):
     assert call(i, lambda p: p.norm(), Point(3, 4)) == 5.0
     p = call(i, lambda: Point.origin().swapped)
     assert type(p) is Point and (p.x, p.y) == (0, 0), p   # the caller's own class
+    r = call(i, lambda d: dataclasses.replace(d, a=d.a + 1), Rec(1, ["t"]))
+    assert type(r) is Rec and r == Rec(2, ["t"]), r
+    try:
+        call(i, id, Color.RED)
+    except TypeError as e:
+        assert "enum class __main__.Color cannot be sent by value" in str(e), e
+    else:
+        raise AssertionError("enum went through")
     m = 100
     assert call(i, lambda v: v + m + SCALE, 1) == 104
     try:

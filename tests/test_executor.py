@@ -179,7 +179,7 @@ def test_drop_in_with_main_functions():
 
 
 CPU_PAIR = r"""
-import time
+import os, subprocess, sys, time
 from interpreters._executor import InterpreterPoolExecutor
 
 def spin(n):
@@ -188,28 +188,50 @@ def spin(n):
         s += i * i
     return s
 
+def two_processes(n):
+    # what the machine offers right now: the same loop in two plain processes
+    c0, w0 = os.times(), time.perf_counter()
+    code = "s = 0\nfor i in range(%d): s += i * i" % n
+    for p in [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]:
+        p.wait()
+    c1 = os.times()
+    return (c1.children_user + c1.children_system - c0.children_user
+            - c0.children_system) / (time.perf_counter() - w0)
+
 N = 2_000_000
 with InterpreterPoolExecutor(2, isolated=True) as ex:
     list(ex.map(spin, [10, 10]))            # both interpreters created and warm
     expect = sum(i * i for i in range(N))
-    best = 0.0
-    for attempt in range(3):
+    best, procs = (0.0, 0.0), 0.0
+    for attempt in range(4):
         t = time.perf_counter()
         assert ex.submit(spin, N).result() == expect
         assert ex.submit(spin, N).result() == expect
         serial = time.perf_counter() - t
-        t = time.perf_counter()
+        c0, t = time.process_time(), time.perf_counter()
         assert list(ex.map(spin, [N, N])) == [expect] * 2
-        best = max(best, serial / (time.perf_counter() - t))
-print("speedup %.2f" % best)
+        wall = time.perf_counter() - t
+        best = max(best, ((time.process_time() - c0) / wall, serial / wall))
+        if max(best) > 1.5:
+            break
+        procs = max(procs, two_processes(N))
+print("cpu_per_wall %.2f speedup %.2f processes %.2f load %.1f"
+      % (best + (procs, os.getloadavg()[0])))
 """
 
 
 @pytest.mark.skipif(PYVER < (3, 12), reason="isolated interpreters need 3.12+")
 def test_isolated_cpu_bound_pair_runs_in_parallel():
     import os
-    out, err = assert_python_ok(CPU_PAIR, timeout=90)
-    speedup = float(out.split()[-1])
-    # under one GIL two CPU-bound tasks take as long together as one after the other
-    if (os.cpu_count() or 1) >= 2:
-        assert speedup > 1.25, out
+    out, err = assert_python_ok(CPU_PAIR, timeout=120)
+    f = out.split()
+    cpu_per_wall, speedup, procs, load = float(f[1]), float(f[3]), float(f[5]), float(f[7])
+    # Under one GIL both figures stay near 1.0.  On a shared 2-core machine other
+    # tenants take cores: judge against two plain processes measured in the same
+    # minute, and skip when even they did not scale (as test_isolated does).
+    if max(cpu_per_wall, speedup) <= 1.5 and (procs <= 1.5 or max(cpu_per_wall, speedup)
+                                               >= 0.8 * procs):
+        pytest.skip("the machine gives no two free cores right now (two plain processes: "
+                    "CPU/wall %.2f; load %.1f on %d cores); isolated pool: CPU/wall %.2f, "
+                    "speedup %.2f" % (procs, load, os.cpu_count() or 1, cpu_per_wall, speedup))
+    assert max(cpu_per_wall, speedup) > 1.5, out
