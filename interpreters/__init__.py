@@ -26,6 +26,8 @@ from . import _interp
 from ._channels import (
     RecvChannel, SendChannel, create_channel, is_shareable, list_all_channels,
 )
+from . import _call
+from ._call import CallThread, NotSendableError
 from ._exc import (
     ChannelClosedError, ChannelEmptyError, ChannelError, ChannelNotEmptyError,
     ChannelNotFoundError, ExceptionInfo, InterpreterError, InterpreterNotFoundError,
@@ -36,7 +38,12 @@ from ._exc import (
 # (this package is also imported inside subinterpreters).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import ClassVar, List, Mapping, Optional, SupportsIndex, Tuple, Type, Union
+    from typing import (Any, Callable, ClassVar, List, Mapping, Optional, SupportsIndex,
+                        Tuple, Type, TypeVar, Union)
+
+    from ._executor import BrokenInterpreterPool, InterpreterPoolExecutor
+
+    _T = TypeVar("_T")
 
 __version__ = "0.1.0"
 
@@ -46,7 +53,20 @@ __all__ = [
     "InterpreterError", "InterpreterNotFoundError", "RunFailedError", "ExceptionInfo",
     "ChannelError", "ChannelClosedError", "ChannelEmptyError", "ChannelNotEmptyError",
     "ChannelNotFoundError", "NotReceivedError",
+    "CallThread", "NotSendableError", "InterpreterPoolExecutor", "BrokenInterpreterPool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The executor pulls in concurrent.futures: load it on first use only (this
+    # package is also imported inside subinterpreters, where every module costs).
+    if name in ("InterpreterPoolExecutor", "BrokenInterpreterPool"):
+        from . import _executor
+        value = getattr(_executor, name)
+        value.__module__ = __name__
+        globals()[name] = value
+        return value
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 class Interpreter:
@@ -149,6 +169,33 @@ class Interpreter:
                 % self._id)
         _interp.run(self._id, source_str, extra)
 
+    def call(self, f: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """Run ``f(*args, **kwargs)`` in the interpreter, block, and return its result.
+
+        Arguments and the result travel pickled; functions and classes that
+        pickle by reference cannot be found from here (defined in ``__main__``,
+        in a REPL, lambdas, closures) are sent by value.  An exception raised by
+        *f* comes back as from run(): a RunFailedError, also an instance of a
+        builtin original type.  Unsendable arguments raise NotSendableError.
+        """
+        return _call.call(self, f, *args, **kwargs)
+
+    def call_in_thread(self, f: Callable[..., Any], /, *args: Any,
+                       **kwargs: Any) -> CallThread:
+        """Start a thread running ``self.call(f, *args, **kwargs)``; return its handle.
+
+        ``handle.join()`` waits and re-raises the call's exception;
+        ``handle.result()`` returns its value.
+        """
+        return _call.call_in_thread(self, f, *args, **kwargs)
+
+    def run_in_thread(self, source_str: str, /) -> CallThread:
+        """Start a thread running ``self.run(source_str)``; return its handle.
+
+        ``handle.join()`` waits and re-raises a RunFailedError.
+        """
+        return _call.run_in_thread(self, source_str)
+
 
 # CPython 3.12 refuses _ctypes in isolated subinterpreters (DESIGN.md fact 15).
 _CHANNELS_NEED_CTYPES_IN_SUB = _sys.version_info[:2] == (3, 12)
@@ -209,6 +256,6 @@ def get_main() -> Interpreter:
 
 
 for _obj in (Interpreter, create, list_all, get_current, get_main, RecvChannel, SendChannel,
-             create_channel, is_shareable, list_all_channels):
+             create_channel, is_shareable, list_all_channels, CallThread, NotSendableError):
     _obj.__module__ = __name__
 del _obj
