@@ -77,11 +77,24 @@ _poker: Optional[threading.Thread] = None
 _creating = [0]    # creations in progress in this interpreter
 
 
+_POKER_LINGER = 0.5   # seconds without subinterpreters before the poker ends
+
+
 def _poke() -> None:
+    # It lingers a little after the last subinterpreter is gone, so that a loop of
+    # create()/destroy() does not start and end a thread every time.
     global _poker
+    idle_since = None
     while True:
         with _local_lock:
-            if _exiting or not (_creating[0] or _A.live_count()):
+            if _exiting:
+                _poker = None
+                return
+            if _creating[0] or _A.live_count():
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > _POKER_LINGER:
                 _poker = None
                 return
         time.sleep(0.001)
