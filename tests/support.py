@@ -28,6 +28,9 @@ PYVER = sys.version_info[:2]
 CRASH_MARKERS = ("Fatal Python error", "Segmentation fault", "Aborted", "core dumped")
 
 
+_SIGINT_PRELUDE = "import signal as _s; _s.signal(_s.SIGINT, _s.default_int_handler); del _s\n"
+
+
 def run_python(code, timeout=60, env=None):
     """Run *code* in a fresh ``python -X faulthandler`` process; return (rc, stdout, stderr).
 
@@ -39,7 +42,10 @@ def run_python(code, timeout=60, env=None):
     path = child_env.get("PYTHONPATH")
     child_env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + path if path else "")
     child_env.pop("PYTHONSTARTUP", None)
-    cmd = [sys.executable, "-X", "faulthandler", "-c", dedent(code)]
+    # A parent started with SIGINT ignored (a background job of a non-interactive
+    # shell) passes that on, and Python then installs no Ctrl-C handler: give every
+    # child the normal one, so the Ctrl-C tests test the package, not the launcher.
+    cmd = [sys.executable, "-X", "faulthandler", "-c", _SIGINT_PRELUDE + dedent(code)]
     try:
         p = subprocess.run(cmd, cwd=REPO_ROOT, env=child_env, capture_output=True,
                            text=True, timeout=timeout)
