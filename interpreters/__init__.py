@@ -142,6 +142,16 @@ class Interpreter:
         """
         _interp.destroy(self._id)
 
+    def reset_main(self) -> None:
+        """Clear the interpreter's ``__main__``, keeping its dunder attributes.
+
+        Everything a run() left there (variables, functions, imported names,
+        channel ends bound by run(channels=...)) is dropped; ``__name__``,
+        ``__builtins__`` and the other ``__dunder__`` names stay.  Modules stay
+        imported (``sys.modules`` is not touched).  Raises like run().
+        """
+        _interp.run(self._id, _RESET_MAIN)
+
     def run(self, source_str: str, /, *,
             channels: Optional[Mapping[str, Union[RecvChannel, SendChannel]]] = None) -> None:
         """Run *source_str* in the interpreter's ``__main__``; block until done.
@@ -195,6 +205,12 @@ class Interpreter:
         ``handle.join()`` waits and re-raises a RunFailedError.
         """
         return _call.run_in_thread(self, source_str)
+
+
+# Leaves no name behind: the names it clears are collected inside the lambda.
+_RESET_MAIN = (
+    "(lambda d: [d.pop(k) for k in [k for k in d if not (k[:2] == '__' == k[-2:])]])"
+    "(__import__('sys').modules['__main__'].__dict__)\n")
 
 
 # CPython 3.12 refuses _ctypes in isolated subinterpreters (DESIGN.md fact 15).

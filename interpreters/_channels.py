@@ -335,8 +335,12 @@ def _should_close_locked(R: _Regions, base: int) -> bool:
     return True
 
 
-def _close_channel_locked(R: _Regions, base: int) -> None:
-    """Mark CLOSED: drop blocked senders' messages, wake every waiter."""
+def _close_channel_locked(R: _Regions, base: int, force: bool = False) -> None:
+    """Mark CLOSED: drop blocked senders' messages, wake every waiter.
+
+    Messages accepted by a *_nowait() send stay receivable, unless *force*
+    (close(force=True)) discards them too.
+    """
     T, P = R.T, R.P
     T[base + STATE] = CLOSED
     b, keep_head, keep_tail, kept = T[base + QHEAD], 0, 0, 0
@@ -348,6 +352,11 @@ def _close_channel_locked(R: _Regions, base: int) -> None:
             P[o + B_NEXT] = 0
             _drop_refs_locked(R, o)
             _release(P[o + B_LOCK])
+        elif force:                                   # accepted, but discarded
+            _drop_refs_locked(R, o)
+            if P[o + B_KIND] != K_BUFFER:
+                _capi.raw_free(P[o + B_DATA])
+            R.free_locked(b)
         else:                                         # accepted by *_nowait(): kept
             P[o + B_NEXT] = 0
             if keep_tail:
@@ -539,7 +548,28 @@ def _close_end(cid: int, end: int, iid: int) -> bool:
         R.T[base + CLOSES] += 1
         if R.T[base + STATE] == OPEN and _should_close_locked(R, base):
             _close_channel_locked(R, base)
+        elif end == SEND and not _senders_attached_locked(R, base):
+            # The last sender is gone: receivers iterating over the channel stop
+            # (plain recv() calls look again and keep waiting).
+            while _wake_one_locked(R, base):
+                pass
         return True
+
+
+def force_close(cid: int) -> bool:
+    """close(force=True): close channel *cid* for every interpreter now.
+
+    Return True if this call closed it (False if it was closed already).
+    """
+    with _locked as R:
+        try:
+            base = _base_locked(R, cid)
+        except _exc.ChannelClosedError:
+            return False
+        was_open = R.T[base + STATE] == OPEN
+        R.T[base + CLOSES] += 1
+        _close_channel_locked(R, base, force=True)
+        return was_open
 
 
 def drop_interp(iid: int) -> None:
@@ -715,8 +745,23 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
                                       % cid)
 
 
+class _NoSenders(Exception):
+    """recv(until_no_senders=True) found nothing queued and no sender left."""
+
+
+def _senders_attached_locked(R: _Regions, base: int) -> bool:
+    """Whether any interpreter could still send: holds or used the send end, not closed."""
+    if R.T[base + TRANSIT_S]:
+        return True
+    P = R.P
+    for _, pos in _all_flags_locked(R, base):
+        if P[pos] & (HANDLE_S | ASSOC_S) and not P[pos] & CLOSED_S:
+            return True
+    return False
+
+
 def recv(cid: int, *, nowait: bool = False, default: Any = None,
-         timeout: Optional[float] = None) -> Any:
+         timeout: Optional[float] = None, until_no_senders: bool = False) -> Any:
     if _pending_frees or _pending_closes or _exports:
         _process_pending()
     if timeout is not None:
@@ -745,6 +790,8 @@ def recv(cid: int, *, nowait: bool = False, default: Any = None,
                     _maybe_release_locked(R, base)
             elif tb is None:                  # nowait
                 return default
+            elif until_no_senders and not _senders_attached_locked(R, base):
+                raise _NoSenders(cid)
             else:
                 _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
         finally:
@@ -921,7 +968,7 @@ class _ChannelEnd:
     def _spec(self) -> Tuple[str, int]:
         return ("rs"[self._end], self._id)
 
-    def close(self) -> bool:
+    def close(self, force: bool = False) -> bool:
         """Drop this interpreter's association with this end and block future use.
 
         Once no interpreter is attached to either end (holding it or associated
@@ -929,9 +976,27 @@ class _ChannelEnd:
         anywhere raise EOFError (ChannelClosedError), except that objects
         already accepted by a *_nowait() send can still be received.
         Idempotent: return True only the first time this interpreter closes it.
+
+        ``force=True`` (the PEP's "poisoning"): close the whole channel now, for
+        every interpreter.  Blocked send() and recv() calls anywhere raise
+        ChannelClosedError, and objects not yet received are discarded.  Return
+        True if this call closed the channel.
         """
         _process_pending()
+        if force:
+            return force_close(self._id)
         return _close_end(self._id, self._end, _ME)
+
+    def poison(self) -> bool:
+        """Same as ``close(force=True)`` (CSP's name for it)."""
+        return self.close(force=True)
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Leaving a ``with`` block closes this interpreter's end (``close()``)."""
+        self.close()
 
 
 class RecvChannel(_ChannelEnd):
@@ -959,6 +1024,23 @@ class RecvChannel(_ChannelEnd):
     def recv_nowait(self, default: Any = None) -> Any:
         """Like recv(), but return *default* at once when nothing is pending."""
         return recv(self._id, nowait=True, default=default)
+
+    def __iter__(self) -> RecvChannel:
+        """Iterate over received objects until no more can come.
+
+        Iteration stops, like reading a pipe to its end, once nothing is
+        queued and no interpreter can send any more: the channel is closed,
+        or every interpreter that held or used the sending end closed it
+        (a plain recv() would keep waiting then, since another interpreter
+        could still take up the sending end).  Associates like recv().
+        """
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return recv(self._id, until_no_senders=True)
+        except (_exc.ChannelClosedError, _NoSenders):
+            raise StopIteration from None
 
 
 class SendChannel(_ChannelEnd):
