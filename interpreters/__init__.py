@@ -3,6 +3,8 @@
 Layout (imports point down only):
 
     __init__.py    public API (this file): no ctypes here
+    _executor.py   InterpreterPoolExecutor (pooled interpreters, on top of _call)
+    _call.py       call(): functions and arguments pickled (by value when needed)
     _channels.py   channels: arena-resident state, association rules, waits
     _interp.py     interpreter lifecycle: create, run, destroy, exit, fork
     _arena.py      the process-wide raw-memory arena and its lock
