@@ -598,13 +598,14 @@ def _at_exit() -> None:
 # fork (DESIGN.md fact 10): with any subinterpreter alive, CPython's child deadlocks
 # (3.8-3.12) or aborts (3.13).  Refuse before forking, with a clear error.
 
-def _check_fork(what: str) -> None:
+def _check_fork(what: str, hint: str = "or use the 'spawn' or 'forkserver' "
+                                        "multiprocessing start method") -> None:
     live = [iid for iid in list_ids() if iid != 0]
     if live:
         raise _exc.InterpreterError(
             "cannot %s while subinterpreters exist (%s): CPython's child process would "
-            "hang or crash; destroy them first, or use the 'spawn' or 'forkserver' "
-            "multiprocessing start method" % (what, ", ".join(map(str, sorted(live)))))
+            "hang or crash; destroy them first, %s"
+            % (what, ", ".join(map(str, sorted(live))), hint))
 
 
 def _guard(name: str) -> Callable[..., Any]:
@@ -618,6 +619,37 @@ def _guard(name: str) -> Callable[..., Any]:
     guarded.__name__ = name
     guarded.__qualname__ = name
     return guarded
+
+
+def _guard_fork_exec(original: Callable[..., Any]) -> Callable[..., Any]:
+    # subprocess with preexec_fn forks and then runs Python in the child (which
+    # needs PyOS_AfterFork_Child): with a live subinterpreter that child hangs
+    # (3.8-3.11) or crashes (3.12+), and the parent waits on it.  Without
+    # preexec_fn the child only calls exec(), which is safe.  preexec_fn is the
+    # only callable among fork_exec()'s arguments on every version.
+    def fork_exec(*args: Any, **kwargs: Any) -> Any:
+        if any(callable(a) for a in args) or callable(kwargs.get("preexec_fn")):
+            _check_fork("start a subprocess with preexec_fn",
+                        "or start it without preexec_fn (e.g. start_new_session=True, "
+                        "process_group=, user=, umask= cover the common uses)")
+        return original(*args, **kwargs)
+    functools.update_wrapper(fork_exec, original, assigned=("__doc__",), updated=())
+    fork_exec.__name__ = fork_exec.__qualname__ = "fork_exec"
+    return fork_exec
+
+
+def _install_subprocess_guard() -> None:
+    try:
+        import _posixsubprocess
+    except ImportError:          # pragma: no cover - every Linux CPython has it
+        return
+    if hasattr(_posixsubprocess.fork_exec, "__wrapped__"):
+        return
+    guarded = _guard_fork_exec(_posixsubprocess.fork_exec)
+    _posixsubprocess.fork_exec = guarded
+    sub = sys.modules.get("subprocess")   # 3.11+ binds it at import as _fork_exec
+    if sub is not None and hasattr(sub, "_fork_exec"):
+        setattr(sub, "_fork_exec", guarded)
 
 
 def _after_fork_in_child() -> None:
@@ -637,4 +669,5 @@ if _IS_MAIN:
     for _name in ("fork", "forkpty"):
         if hasattr(os, _name) and not hasattr(getattr(os, _name), "__wrapped__"):
             setattr(os, _name, _guard(_name))
+    _install_subprocess_guard()
     os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -337,6 +337,27 @@ def test_subprocess_works_while_interpreter_alive():
     assert out == "0 child ok\n1\n"
 
 
+def test_subprocess_with_preexec_fn_refused_while_interpreter_alive():
+    # preexec_fn makes the child run Python after fork(): with a live subinterpreter
+    # CPython's child hangs (3.8-3.11) or crashes (3.12+) and the parent waits on it.
+    out, _ = assert_python_ok("""
+        import subprocess, sys, interpreters
+        def noop():
+            pass
+        assert subprocess.run(["true"], preexec_fn=noop).returncode == 0
+        interp = interpreters.create()
+        try:
+            subprocess.run(["true"], preexec_fn=noop)
+        except interpreters.InterpreterError as exc:
+            assert "preexec_fn" in str(exc) and str(interp.id) in str(exc), exc
+            print("refused")
+        print(subprocess.run(["true"]).returncode)      # without preexec_fn: fine
+        interp.destroy()
+        print(subprocess.run(["true"], preexec_fn=noop).returncode)
+    """, timeout=60)
+    assert out == "refused\n0\n0\n"
+
+
 # ---------------------------------------------------------------------------------
 # memory
 
