@@ -542,16 +542,18 @@ def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
         _chain(calls)
         return None
     back = C.PyThreadState_Get()
-    if op == BOOT:
-        _chain((functools.partial(C._swap, ptr_arg(sub_tstate)),
-                functools.partial(C._run_simple, calls),
+
+    def inside(*middle: functools.partial[Any]) -> None:
+        # [Swap(sub), *middle, Swap(back)]: the shape of BOOT, PIN, UNPIN and CLEAR.
+        _chain((functools.partial(C._swap, ptr_arg(sub_tstate)), *middle,
                 functools.partial(C._swap, ptr_arg(back))))
+
+    if op == BOOT:
+        inside(functools.partial(C._run_simple, calls))
         return None
     if op in (PIN, UNPIN):
         fn = C._incref if op == PIN else C._decref
-        _chain((functools.partial(C._swap, ptr_arg(sub_tstate)),
-                *[functools.partial(fn, ptr_arg(a)) for a in calls],
-                functools.partial(C._swap, ptr_arg(back))))
+        inside(*[functools.partial(fn, ptr_arg(a)) for a in calls])
         return None
     if op == NEW:
         # Py_NewInterpreter leaves the new tstate current; swapping back returns it
@@ -567,9 +569,7 @@ def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
                 functools.partial(C._swap, ptr_arg(back))))
         return None
     if op == CLEAR:
-        _chain((functools.partial(C._swap, ptr_arg(sub_tstate)),
-                functools.partial(C._tstate_clear, ptr_arg(sub_tstate)),
-                functools.partial(C._swap, ptr_arg(back))))
+        inside(functools.partial(C._tstate_clear, ptr_arg(sub_tstate)))
         return None
     if op == END:
         _end_on_ucontexts(sub_tstate, back)

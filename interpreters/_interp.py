@@ -40,7 +40,6 @@ _A: _arena.Arena = _arena_obj                     # short alias for hot paths
 _IS_MAIN = _capi.current_interp() == _capi.main_interp()
 _local_lock = threading.Lock()       # this interpreter's caches only (never cross-interp)
 _io: Dict[int, IOEntry] = {}         # slot -> (gen-independent) [ID1, mmap, words view, size]
-_crossings: Dict[Tuple[int, int], Tuple[int, int, int, RunCalls]] = {}  # (slot, thread ident) -> (ID1, GEN, back tstate, calls)
 
 with open(_sub.__file__, "rb") as _f:
     _SUB_SOURCE = _f.read()
@@ -284,17 +283,11 @@ def _create(isolated: bool = False) -> int:
 
 def _crossing_for(slot: int, id1: int) -> RunCalls:
     """Return the prebuilt RUN calls for this thread, creating its tstate if needed."""
+    # Called on run()'s slow path only: the result is kept in _fast, together with
+    # the tstate to swap back to (a new thread can reuse a finished one's ident).
     ident = threading.get_ident()
-    key = (slot, ident)
-    cached = _crossings.get(key)
-    gen = _A.word(slot, _arena.GEN)
-    # A new thread may get the ident of a finished one: the tstate to swap back to
-    # is part of the key, or the chain would make the dead thread's tstate current.
     back = _capi.current_tstate()
-    if cached is not None and cached[0] == id1 and cached[1] == gen and cached[2] == back:
-        return cached[3]
     with _A:
-        gen = _A.word(slot, _arena.GEN)
         ts = 0
         for tid, t in _A.tstates_locked(slot):
             if tid == ident:
@@ -306,9 +299,7 @@ def _crossing_for(slot: int, id1: int) -> RunCalls:
                 raise MemoryError("cannot create a thread state for interpreter %d" % (id1 - 1))
             _A.add_tstate_locked(slot, ident, ts)
     words = _io_for(slot, id1)[2]
-    calls = _capi.run_calls(ts, words[_sub.PROBE], words[_sub.PROBE_NAME], back)
-    _crossings[key] = (id1, gen, back, calls)
-    return calls
+    return _capi.run_calls(ts, words[_sub.PROBE], words[_sub.PROBE_NAME], back)
 
 
 def _flush_std() -> None:
@@ -540,8 +531,6 @@ def _teardown(slot: int, iid: int) -> None:
 def _release(slot: int, iid: int) -> None:
     fd = _A.word(slot, _arena.IOFD)
     _unmap(slot)
-    for key in [k for k in _crossings if k[0] == slot]:
-        _crossings.pop(key, None)
     for key in [k for k in _fast if k[0] == iid]:
         _fast.pop(key, None)
     with _A:
@@ -657,7 +646,6 @@ def _after_fork_in_child() -> None:
     # not share the parent's arena: start a fresh one.
     global _A, _arena_obj
     _io.clear()
-    _crossings.clear()
     _slot_cache.clear()
     _fast.clear()
     _busy_ops.clear()
