@@ -26,7 +26,8 @@ import weakref as _weakref
 
 from . import _interp
 from ._channels import (
-    RecvChannel, SendChannel, create_channel, is_shareable, list_all_channels,
+    Connection, Pipe, Queue, RecvChannel, SendChannel, create_channel, is_shareable,
+    list_all_channels, select, select_async,
 )
 from . import _call
 from ._call import CallThread, NotSendableError
@@ -55,6 +56,7 @@ __all__ = [
     "InterpreterError", "InterpreterNotFoundError", "RunFailedError", "ExceptionInfo",
     "ChannelError", "ChannelClosedError", "ChannelEmptyError", "ChannelNotEmptyError",
     "ChannelNotFoundError", "NotReceivedError",
+    "Queue", "Pipe", "Connection", "select", "select_async",
     "CallThread", "NotSendableError", "InterpreterPoolExecutor", "BrokenInterpreterPool",
 ]
 
@@ -274,6 +276,7 @@ def get_main() -> Interpreter:
 
 
 for _obj in (Interpreter, create, list_all, get_current, get_main, RecvChannel, SendChannel,
-             create_channel, is_shareable, list_all_channels, CallThread, NotSendableError):
+             create_channel, is_shareable, list_all_channels, CallThread, NotSendableError,
+             Queue, Pipe, Connection, select, select_async):
     _obj.__module__ = __name__
 del _obj

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 from . import _capi
 
 MAGIC = 0x3435355045504950    # "PIPEP554" little-endian
-VERSION = 1
+VERSION = 2    # 2: channel slots gained watchers and queues (_channels.py)
 KEY = "interpreters.arena"
 HEADER_WORDS = 16
 (MAGIC_W, VERSION_W, PID_W, LOCK_W, ISLOTS_W, NISLOTS_W, CHANNELS_W, NCHANNELS_W, NEXT_CID_W,

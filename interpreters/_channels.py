@@ -17,14 +17,33 @@ Two raw regions are carved on first use and kept for the life of the process:
       7 ENTRIES    first entry block: this channel's per-interpreter flags
       8 CLOSES     close() events so far (explicit, by GC, or by destroy)
       9 TRANSIT_R 10 TRANSIT_S     ends of this channel inside queued messages
+      11 WHEAD     watchers: links of select()/async waits on this channel (unordered)
+      12 MAXSIZE   0: a channel (unbuffered); n > 0: a Queue holding at most n;
+                   -1: an unbounded Queue (Pipe connections are two of those)
+      13 UNFINISHED  Queue: put() calls not yet matched by task_done()
 
 * The block pool: POOL_N blocks of 16 int64 words, addressed by index (0 is
   "none"), all seen through one memoryview.  Free blocks form a list (FREE);
   blocks past USED were never handed out.  A block is one of:
 
-      message / waiter  NEXT, KIND, DATA, LEN, STATE, LOCK, OWNED, TOKEN, SENDER
+      message / waiter  NEXT, KIND, DATA, LEN, STATE, LOCK, OWNED, TOKEN, SENDER, WATCH
       entries           NEXT, COUNT, then 7 pairs (interpreter id, flags)
       buffer token      STATE (0 live, 1 released), EXPORTER, VIEW, READONLY
+      watcher           -, FIRED, LOCK, FD (+1), OWNER: one select() or async wait
+      link              NEXT, WATCHER, MASK, CID: a watcher's entry in one channel's
+                        WHEAD list (MASK: which events fire it)
+
+Watchers.  select(), the *_async() methods and Queue/Pipe waits do not take
+anything while they wait, so they do not join the RW list: they hang a link in
+WHEAD of every channel they watch and sleep on their thread's lock (select, a
+blocked put()/join()) or on an event loop's pipe (async).  An event on a channel
+(a message queued, a receiver waiting, a message taken, the last sender gone,
+the channel closed, a queue's work finished) *fires* the matching watchers: once
+per watcher, FIRED goes from 0 to its value and the lock is released or a byte
+is written to the pipe, under the arena lock.  The waiter then removes its
+links under the lock and looks again; a fire is a hint, never a message.  An
+async send() queues an owned copy whose WATCH names its watcher: taking the
+message fires it with TAKEN, dropping it (close) with DROPPED.
 
 Each thread that sends or receives owns one message/waiter block and one raw
 lock (``_Thread``), for its whole life: a blocking send() queues the thread's
@@ -49,9 +68,11 @@ blocking send; ``__del__`` only tries it.
 
 from __future__ import annotations
 
+import io
 import marshal
 import numbers
 import os
+import sys
 import threading
 import time
 import weakref
@@ -73,12 +94,17 @@ if TYPE_CHECKING:
 NCSLOTS = 16384
 CSLOT_WORDS = 16
 (CID, STATE, QHEAD, QTAIL, QLEN, RWHEAD, RWTAIL, ENTRIES, CLOSES, TRANSIT_R,
- TRANSIT_S) = range(11)
+ TRANSIT_S, WHEAD, MAXSIZE, UNFINISHED) = range(14)
 OPEN, CLOSED = 1, 2
 
 POOL_N = 1 << 18
 BW = 16                                   # words per block
-B_NEXT, B_KIND, B_DATA, B_LEN, B_STATE, B_LOCK, B_OWNED, B_TOKEN, B_SENDER = range(9)
+B_NEXT, B_KIND, B_DATA, B_LEN, B_STATE, B_LOCK, B_OWNED, B_TOKEN, B_SENDER, B_WATCH = range(10)
+W_FIRED, W_LOCK, W_FD, W_OWNER = 1, 2, 3, 4              # watcher block
+L_NEXT, L_WATCHER, L_MASK, L_CID = 0, 1, 2, 3            # link block
+EV_RECV, EV_SEND, EV_JOIN = 1, 2, 4      # recv may succeed / send may / queue work done
+EV_ALL = EV_RECV | EV_SEND | EV_JOIN
+FIRED, TAKEN, DROPPED_W = 1, 1, 2        # W_FIRED values (an async send's watcher: 1 or 2)
 E_NEXT, E_COUNT, E_PAIRS = 0, 1, 2        # entries block; 7 pairs from word 2
 E_PER_BLOCK = 7
 K_BYTES, K_OBJ, K_BUFFER = 1, 2, 3
@@ -347,7 +373,12 @@ def _close_channel_locked(R: _Regions, base: int, force: bool = False) -> None:
     while b:
         o = b * BW
         nxt = P[o + B_NEXT]
-        if not P[o + B_OWNED] and P[o + B_KIND] != 0 and P[o + B_LOCK]:
+        if P[o + B_WATCH]:                            # an async send(): DROPPED for it
+            _fire_watcher_locked(P, P[o + B_WATCH], DROPPED_W)
+            _drop_refs_locked(R, o)
+            _capi.raw_free(P[o + B_DATA])
+            R.free_locked(b)
+        elif not P[o + B_OWNED] and P[o + B_KIND] != 0 and P[o + B_LOCK]:
             P[o + B_STATE] = DROPPED                  # a blocked send(): EOFError
             P[o + B_NEXT] = 0
             _drop_refs_locked(R, o)
@@ -369,6 +400,8 @@ def _close_channel_locked(R: _Regions, base: int, force: bool = False) -> None:
     T[base + QHEAD], T[base + QTAIL], T[base + QLEN] = keep_head, keep_tail, kept
     while _wake_one_locked(R, base):
         pass
+    if T[base + WHEAD]:
+        _fire_locked(R, base, EV_ALL)
     _maybe_release_locked(R, base)
 
 
@@ -429,38 +462,259 @@ def _append_locked(R: _Regions, base: int, head_w: int, tail_w: int, block: int)
     T[base + tail_w] = block
 
 
+# -- watchers (lock held) ------------------------------------------------------------------
+
+def _fire_watcher_locked(P: memoryview, w: int, value: int = FIRED) -> None:
+    """Fire watcher block *w* once: set FIRED, release its lock or poke its pipe."""
+    o = w * BW
+    if P[o + W_FIRED]:
+        return
+    P[o + W_FIRED] = value
+    if P[o + W_LOCK]:
+        _release(P[o + W_LOCK])
+    if P[o + W_FD]:
+        try:
+            os.write(P[o + W_FD] - 1, b"\0")
+        except OSError:            # full (the loop has not drained it yet) or gone
+            pass
+
+
+def _fire_locked(R: _Regions, base: int, ev: int) -> None:
+    """Fire every watcher of this channel whose link listens for an event in *ev*."""
+    P = R.P
+    link = R.T[base + WHEAD]
+    while link:
+        o = link * BW
+        if P[o + L_MASK] & ev:
+            _fire_watcher_locked(P, P[o + L_WATCHER])
+        link = P[o + L_NEXT]
+
+
+def _recv_watched_locked(R: _Regions, base: int) -> bool:
+    """Whether a select() or async receiver watches this channel (and was not fired)."""
+    P = R.P
+    link = R.T[base + WHEAD]
+    while link:
+        o = link * BW
+        if P[o + L_MASK] & EV_RECV and not P[P[o + L_WATCHER] * BW + W_FIRED]:
+            return True
+        link = P[o + L_NEXT]
+    return False
+
+
+def _ready_locked(R: _Regions, cid: int, ev: int, eof: bool) -> bool:
+    """Whether an operation of kind *ev* on channel *cid* would not block now.
+
+    A closed or vanished channel is ready (the operation raises at once).
+    *eof*: a receiver also counts "no sender left" as ready (Pipe connections).
+    """
+    base = (cid % NCSLOTS) * CSLOT_WORDS
+    T = R.T
+    if T[base + CID] != cid or T[base + STATE] == CLOSED:
+        return True
+    if ev == EV_RECV:
+        return bool(T[base + QHEAD]) or (eof and not _senders_attached_locked(R, base))
+    if ev == EV_SEND:
+        m = T[base + MAXSIZE]
+        if m == 0:
+            return bool(T[base + RWHEAD]) or _recv_watched_locked(R, base)
+        if eof and not _receivers_attached_locked(R, base):
+            return True
+        return m < 0 or T[base + QLEN] < m
+    return T[base + UNFINISHED] == 0              # EV_JOIN
+
+
+def _watch_locked(R: _Regions, items: Sequence[Tuple[int, int]], lock: int, fd: int
+                  ) -> Tuple[int, List[Tuple[int, int]]]:
+    """Hang a new watcher on each (cid, events) of *items*; return it and its links."""
+    P, T = R.P, R.T
+    w = R.alloc_locked()
+    o = w * BW
+    P[o + W_LOCK] = lock
+    P[o + W_FD] = fd + 1 if fd >= 0 else 0
+    P[o + W_OWNER] = _ME
+    links: List[Tuple[int, int]] = []
+    try:
+        for cid, ev in items:
+            base = (cid % NCSLOTS) * CSLOT_WORDS
+            if T[base + CID] != cid:
+                continue
+            link = R.alloc_locked()
+            lo = link * BW
+            P[lo + L_WATCHER], P[lo + L_MASK], P[lo + L_CID] = w, ev, cid
+            P[lo + L_NEXT] = T[base + WHEAD]
+            T[base + WHEAD] = link
+            links.append((cid, link))
+    except BaseException:
+        _unwatch_locked(R, w, links)
+        raise
+    return w, links
+
+
+def _unwatch_locked(R: _Regions, w: int, links: Sequence[Tuple[int, int]]) -> int:
+    """Take watcher *w*'s links out of their channels, free it; return its FIRED value."""
+    P, T = R.P, R.T
+    for cid, link in links:
+        base = (cid % NCSLOTS) * CSLOT_WORDS
+        if T[base + CID] == cid:              # else the slot was freed (and maybe reused)
+            prev, b = 0, T[base + WHEAD]
+            while b:
+                if b == link:
+                    if prev:
+                        P[prev * BW + L_NEXT] = P[b * BW + L_NEXT]
+                    else:
+                        T[base + WHEAD] = P[b * BW + L_NEXT]
+                    break
+                prev, b = b, P[b * BW + L_NEXT]
+        R.free_locked(link)
+    fired: int = P[w * BW + W_FIRED]
+    R.free_locked(w)
+    return fired
+
+
+def _drop_watchers_locked(R: _Regions, base: int, iid: int) -> None:
+    """Interpreter *iid* is gone: unlink and free the links (and watchers) it left."""
+    P, T = R.P, R.T
+    prev, link = 0, T[base + WHEAD]
+    while link:
+        o = link * BW
+        nxt = P[o + L_NEXT]
+        w = P[o + L_WATCHER]
+        if P[w * BW + W_OWNER] == iid:
+            if prev:
+                P[prev * BW + L_NEXT] = nxt
+            else:
+                T[base + WHEAD] = nxt
+            P[w * BW + W_FD] = 0            # never write to a descriptor it may have closed
+            P[w * BW + W_LOCK] = 0
+            R.free_locked(link)              # the watcher block itself is leaked: it may
+        else:                                # have links on other channels too
+            prev = link
+        link = nxt
+
+
 # -- encoding ---------------------------------------------------------------------------
 
 _SIMPLE = frozenset((type(None), bool, int, float, str, bytes))
 
 
-def _convert(obj: Any, refs: Refs) -> Any:
-    """Return *obj* as marshal-able data (tuples become lists, ends dicts)."""
+def _convert(obj: Any, refs: Refs, fds: Optional[List[int]] = None) -> Any:
+    """Return *obj* as marshal-able data (tuples become lists, the rest tagged dicts).
+
+    Channel ends, queues and connections add (channel id, end) pairs to *refs*.
+    Sockets and files are duplicated (os.dup) into *fds*, which then own them;
+    with *fds* None nothing is duplicated (a dry run: is_shareable()).
+    """
     t = type(obj)
     if t in _SIMPLE:
         return obj
     if t is tuple:
-        return [_convert(x, refs) for x in obj]
+        return [_convert(x, refs, fds) for x in obj]
     if t is RecvChannel or t is SendChannel:
         refs.append((obj._id, obj._end))
         return {"rs"[obj._end]: obj._id}
+    if t is Queue:
+        refs.append((obj._id, RECV))
+        refs.append((obj._id, SEND))
+        return {"q": obj._id}
+    if t is Connection:
+        if obj._closed:
+            raise ValueError("%r is closed: a closed connection cannot be sent" % obj)
+        if obj._rid:
+            refs.append((obj._rid, RECV))
+        if obj._sid:
+            refs.append((obj._sid, SEND))
+        return {"c": [obj._rid, obj._sid]}
+    sock = sys.modules.get("socket")
+    if sock is not None and isinstance(obj, sock.socket):
+        fd = obj.fileno()
+        if fd < 0:
+            raise ValueError("%r is closed: a closed socket cannot be sent" % (obj,))
+        if fds is not None:
+            fd = os.dup(fd)
+            fds.append(fd)
+        return {"k": [fd, int(obj.family), int(obj.type), obj.proto, obj.gettimeout()]}
+    if isinstance(obj, io.IOBase) and not isinstance(obj, (io.BytesIO, io.StringIO)):
+        try:
+            fd = obj.fileno()
+        except (OSError, ValueError) as exc:
+            raise ValueError("%s object is not shareable: it has no usable file descriptor "
+                             "(%s)" % (t.__name__, exc)) from None
+        text = isinstance(obj, io.TextIOBase)
+        raw = isinstance(obj, io.RawIOBase)
+        mode = getattr(obj, "mode", None)
+        if not isinstance(mode, str):
+            mode = ("r" if obj.readable() else "") + ("w" if obj.writable() else "")
+            mode = (mode if mode != "rw" else "r+") + ("" if text else "b")
+        if fds is not None:
+            if obj.writable():
+                obj.flush()                    # the receiver must see what was written
+            fd = os.dup(fd)
+            fds.append(fd)
+        return {"f": [fd, mode, 0 if raw else -1,
+                      getattr(obj, "encoding", None) if text else None,
+                      getattr(obj, "errors", None) if text else None]}
     raise ValueError("%s object is not shareable: channels carry None, bytes, str, int, "
-                     "float, bool, tuples of those, and channel ends (use send_buffer() "
-                     "for buffers)" % t.__name__)
+                     "float, bool, tuples of those, channel ends, queues, Pipe connections, "
+                     "sockets and files (use send_buffer() for buffers)" % t.__name__)
 
 
 def _revert(value: Any, refs: Optional[Refs] = None) -> Any:
+    """Rebuild what _convert() made.  With *refs* (a message being discarded), only
+    collect its channel references and close its duplicated descriptors."""
     t = type(value)
     if t is list:
         return tuple(_revert(x, refs) for x in value)
     if t is dict:
-        ((tag, cid),) = value.items()
+        ((tag, arg),) = value.items()
+        if tag in ("k", "f"):
+            if refs is not None:
+                _close_fds([arg[0]])
+                return None
+            if tag == "k":
+                import socket
+                fd, family, type_, proto, timeout = arg
+                s = socket.socket(family, type_, proto, fileno=fd)
+                s.settimeout(timeout)
+                return s
+            fd, mode, buffering, encoding, errors = arg
+            return open(fd, mode, buffering, encoding=encoding, errors=errors)
+        if tag == "q" or tag == "c":
+            pairs = ([(arg, RECV), (arg, SEND)] if tag == "q"
+                     else [(c, e) for c, e in ((arg[0], RECV), (arg[1], SEND)) if c])
+            if refs is not None:
+                refs.extend(pairs)
+                return None
+            if tag == "q":
+                return Queue._received(arg)
+            return Connection._received(arg[0], arg[1])
         end = RECV if tag == "r" else SEND
         if refs is not None:
-            refs.append((cid, end))
+            refs.append((arg, end))
             return None
-        return (RecvChannel, SendChannel)[end]._received(cid)
+        return (RecvChannel, SendChannel)[end]._received(arg)
     return value
+
+
+def _close_fds(fds: Sequence[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _encode(obj: object) -> Tuple[int, bytes, Refs, List[int]]:
+    """Return (kind, data, refs, fds) for sending *obj* (fds: duplicates it owns)."""
+    if type(obj) is bytes:
+        return K_BYTES, obj, [], []
+    refs: Refs = []
+    fds: List[int] = []
+    try:
+        return K_OBJ, marshal.dumps(_convert(obj, refs, fds)), refs, fds
+    except BaseException:
+        _close_fds(fds)
+        raise
 
 
 def is_shareable(obj: object) -> bool:
@@ -500,7 +754,8 @@ def _adjust_transit_locked(R: _Regions, refs: Sequence[Tuple[int, int]], delta: 
 
 # -- channel lifecycle ------------------------------------------------------------------
 
-def create() -> int:
+def create(maxsize: int = 0) -> int:
+    """Create a channel (maxsize 0) or a queue (see MAXSIZE); return its id."""
     _process_pending()
     with _locked as R:
         T, H = R.T, R.H
@@ -513,6 +768,7 @@ def create() -> int:
         base = (cid % NCSLOTS) * CSLOT_WORDS
         T[base:base + CSLOT_WORDS] = _ZERO
         T[base + STATE] = OPEN
+        T[base + MAXSIZE] = maxsize
         T[base + CID] = cid
         H[_arena.NCHANNELS_W] += 1
     return cid
@@ -547,12 +803,17 @@ def _close_end(cid: int, end: int, iid: int) -> bool:
         P[pos] = (f | _CLOSEDF[end]) & ~(_ASSOC[end] | _HANDLE[end])
         R.T[base + CLOSES] += 1
         if R.T[base + STATE] == OPEN and _should_close_locked(R, base):
-            _close_channel_locked(R, base)
+            # Nobody holds a queue any more: what it holds can never be taken.
+            _close_channel_locked(R, base, force=R.T[base + MAXSIZE] != 0)
         elif end == SEND and not _senders_attached_locked(R, base):
             # The last sender is gone: receivers iterating over the channel stop
             # (plain recv() calls look again and keep waiting).
             while _wake_one_locked(R, base):
                 pass
+            if R.T[base + WHEAD]:
+                _fire_locked(R, base, EV_RECV)
+        elif end == RECV and R.T[base + WHEAD] and not _receivers_attached_locked(R, base):
+            _fire_locked(R, base, EV_SEND)          # a Pipe's writer: BrokenPipeError
         return True
 
 
@@ -580,6 +841,8 @@ def drop_interp(iid: int) -> None:
         T, P = R.T, R.P
         for cid in [c for c in T[CID::CSLOT_WORDS].tolist() if c]:
             base = (cid % NCSLOTS) * CSLOT_WORDS
+            if T[base + WHEAD]:
+                _drop_watchers_locked(R, base, iid)
             pos = _flags_pos_locked(R, base, iid, create=False)
             if pos < 0:
                 continue
@@ -638,6 +901,7 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
     if timeout is not None:
         timeout = _check_timeout(timeout)
     refs: Sequence[Tuple[int, int]] = ()
+    fds: List[int] = []
     export: Optional[Tuple[int, int, int, bool]] = None
     if buffer:
         kind = K_BUFFER
@@ -646,9 +910,7 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
     elif type(obj) is bytes:
         kind, data = K_BYTES, obj
     else:
-        obj_refs: Refs = []
-        kind, data = K_OBJ, marshal.dumps(_convert(obj, obj_refs))
-        refs = obj_refs
+        kind, data, refs, fds = _encode(obj)
     if nowait and not buffer:
         n = len(data)
         mem = _capi.raw_alloc(max(n, 1))
@@ -664,7 +926,8 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
         try:
             base = _use_locked(R, cid, SEND)
             T, P = R.T, R.P
-            if nowait and not T[base + RWHEAD]:
+            if nowait and not T[base + RWHEAD] and not (
+                    T[base + WHEAD] and _recv_watched_locked(R, base)):
                 raise _exc.NotReceivedError(
                     "channel %d: no receiver is waiting (a *_nowait() send needs one)" % cid)
             for rcid, _ in refs:
@@ -696,6 +959,8 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
             _append_locked(R, base, QHEAD, QTAIL, b)
             T[base + QLEN] += 1
             _wake_one_locked(R, base)
+            if T[base + WHEAD]:
+                _fire_locked(R, base, EV_RECV)
         finally:
             R.lock_release()
     except BaseException:
@@ -703,6 +968,7 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
             _capi.raw_free(mem)
         if export is not None:
             _capi.buffer_release(export[0])
+        _close_fds(fds)                      # not queued: the duplicates are ours
         raise
     if tb is None:                           # nowait: done
         return
@@ -760,6 +1026,17 @@ def _senders_attached_locked(R: _Regions, base: int) -> bool:
     return False
 
 
+def _receivers_attached_locked(R: _Regions, base: int) -> bool:
+    """Whether any interpreter could still receive (see _senders_attached_locked)."""
+    if R.T[base + TRANSIT_R]:
+        return True
+    P = R.P
+    for _, pos in _all_flags_locked(R, base):
+        if P[pos] & (HANDLE_R | ASSOC_R) and not P[pos] & CLOSED_R:
+            return True
+    return False
+
+
 def recv(cid: int, *, nowait: bool = False, default: Any = None,
          timeout: Optional[float] = None, until_no_senders: bool = False) -> Any:
     if _pending_frees or _pending_closes or _exports:
@@ -786,6 +1063,11 @@ def recv(cid: int, *, nowait: bool = False, default: Any = None,
                 P[o + B_STATE] = TAKEN
                 kind, data, length = P[o + B_KIND], P[o + B_DATA], P[o + B_LEN]
                 owned, lock, token = P[o + B_OWNED], P[o + B_LOCK], P[o + B_TOKEN]
+                if P[o + B_WATCH]:                  # an async send() waits for this
+                    _fire_watcher_locked(P, P[o + B_WATCH], TAKEN)
+                    P[o + B_WATCH] = 0
+                if T[base + WHEAD] and T[base + MAXSIZE]:
+                    _fire_locked(R, base, EV_SEND)  # a queue has room again
                 if T[base + STATE] == CLOSED:
                     _maybe_release_locked(R, base)
             elif tb is None:                  # nowait
@@ -794,6 +1076,8 @@ def recv(cid: int, *, nowait: bool = False, default: Any = None,
                 raise _NoSenders(cid)
             else:
                 _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
+                if T[base + WHEAD]:
+                    _fire_locked(R, base, EV_SEND)  # a receiver waits: send_nowait() works
         finally:
             R.lock_release()
         if b:
@@ -889,7 +1173,232 @@ def list_open() -> List[int]:
     with _locked as R:
         T = R.T
         return sorted(c for c in T[CID::CSLOT_WORDS].tolist()
-                      if c and T[(c % NCSLOTS) * CSLOT_WORDS + STATE] == OPEN)
+                      if c and T[(c % NCSLOTS) * CSLOT_WORDS + STATE] == OPEN
+                      and not T[(c % NCSLOTS) * CSLOT_WORDS + MAXSIZE])   # not queues
+
+
+# -- waiting for readiness: select() and asyncio ------------------------------------------
+
+if TYPE_CHECKING:
+    Watch = Tuple[int, int, bool]    # (channel id, EV_RECV/EV_SEND/EV_JOIN, eof counts)
+
+
+def _ready_now(items: Sequence[Watch]) -> List[int]:
+    with _locked as R:
+        return [i for i, (cid, ev, eof) in enumerate(items) if _ready_locked(R, cid, ev, eof)]
+
+
+def wait_ready(items: Sequence[Watch], timeout: Optional[float]) -> List[int]:
+    """Block until one of *items* is ready; return the indices of the ready ones.
+
+    Returns [] when *timeout* expires.  Sleeps on this thread's lock with the
+    GIL released (no polling); Ctrl-C raises here, leaving nothing behind.
+    """
+    if _pending_frees or _pending_closes or _exports:
+        _process_pending()
+    if timeout is not None:
+        timeout = _check_timeout(timeout)
+        deadline = time.monotonic() + timeout
+    tb = _local.tb or _thread_block()
+    pairs = [(cid, ev) for cid, ev, _ in items]
+    while True:
+        with _locked as R:
+            ready = [i for i, (cid, ev, eof) in enumerate(items)
+                     if _ready_locked(R, cid, ev, eof)]
+            if ready:
+                return ready
+            left = None if timeout is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return []
+            w, links = _watch_locked(R, pairs, tb.lock, -1)
+        error = None
+        try:
+            woken = tb.lock_try() or _wait(tb, left)
+        except BaseException as exc:          # Ctrl-C
+            woken, error = False, exc
+        with _locked as R:
+            fired = _unwatch_locked(R, w, links)
+            if fired and not woken:
+                tb.lock_try()                 # fired as we gave up: take the release back
+        if error is not None:
+            raise error
+
+
+class _LoopWaker:
+    """One event loop's wake-up pipe: watchers write a byte, the loop reads it."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self.rfd, self.wfd = os.pipe()
+        os.set_blocking(self.rfd, False)
+        os.set_blocking(self.wfd, False)
+        self.futures: Dict[int, Any] = {}        # watcher block -> asyncio future
+        loop.add_reader(self.rfd, self._readable)
+        weakref.finalize(loop, _LoopWaker._close, self.rfd, self.wfd)
+
+    def _readable(self) -> None:
+        try:
+            while os.read(self.rfd, 4096):
+                pass
+        except OSError:
+            pass
+        P = (_R or _regions()).P
+        for w, fut in list(self.futures.items()):
+            if P[w * BW + W_FIRED] and not fut.done():
+                fut.set_result(None)
+
+    @staticmethod
+    def _close(rfd: int, wfd: int) -> None:
+        # The loop is gone.  Its waits removed their watchers (finally clauses);
+        # only then may the descriptors be closed and reused.
+        for fd in (rfd, wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+_wakers: weakref.WeakKeyDictionary[Any, _LoopWaker] = weakref.WeakKeyDictionary()
+
+
+def _waker() -> _LoopWaker:
+    import asyncio
+    loop = asyncio.get_running_loop()
+    waker = _wakers.get(loop)
+    if waker is None or waker.loop.is_closed():
+        waker = _wakers[loop] = _LoopWaker(loop)
+    return waker
+
+
+def _set_if_pending(fut: Any) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def _until_fired(waker: _LoopWaker, w: int, deadline: Optional[float]) -> None:
+    """Wait (in the loop) until watcher *w* fires or *deadline* (monotonic) passes."""
+    fut = waker.loop.create_future()
+    waker.futures[w] = fut
+    timer = None
+    if deadline is not None:
+        timer = waker.loop.call_later(max(0.0, deadline - time.monotonic()),
+                                      _set_if_pending, fut)
+    try:
+        if (_R or _regions()).P[w * BW + W_FIRED]:
+            return
+        await fut
+    finally:
+        del waker.futures[w]
+        if timer is not None:
+            timer.cancel()
+
+
+async def wait_ready_async(items: Sequence[Watch], timeout: Optional[float]) -> List[int]:
+    """wait_ready() for coroutines: the event loop sleeps, woken through a pipe."""
+    if _pending_frees or _pending_closes or _exports:
+        _process_pending()
+    deadline = None
+    if timeout is not None:
+        deadline = time.monotonic() + _check_timeout(timeout)
+    waker = _waker()
+    pairs = [(cid, ev) for cid, ev, _ in items]
+    while True:
+        with _locked as R:
+            ready = [i for i, (cid, ev, eof) in enumerate(items)
+                     if _ready_locked(R, cid, ev, eof)]
+            if ready or (deadline is not None and time.monotonic() >= deadline):
+                return ready
+            w, links = _watch_locked(R, pairs, 0, waker.wfd)
+        try:
+            await _until_fired(waker, w, deadline)
+        finally:
+            with _locked as R:
+                _unwatch_locked(R, w, links)
+
+
+_NOTHING: Any = object()
+
+
+async def recv_async(cid: int, timeout: Optional[float] = None, eof: bool = False) -> Any:
+    """recv() for coroutines: never blocks the loop; cancelling it takes nothing."""
+    deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+    while True:
+        obj = recv(cid, nowait=True, default=_NOTHING, until_no_senders=eof)
+        if obj is not _NOTHING:
+            return obj
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not await wait_ready_async([(cid, EV_RECV, eof)], left):
+            raise TimeoutError("channel %d: nothing was sent within %r seconds"
+                               % (cid, timeout))
+
+
+async def send_async(cid: int, obj: object, timeout: Optional[float] = None) -> None:
+    """send() for coroutines: queue a copy, wait in the loop until a receiver took it.
+
+    Cancelled or timed out before that, the copy is withdrawn (never received).
+    """
+    if _pending_frees or _pending_closes or _exports:
+        _process_pending()
+    deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+    waker = _waker()
+    kind, data, refs, fds = _encode(obj)
+    n = len(data)
+    try:
+        mem = _capi.raw_alloc(max(n, 1))
+    except BaseException:
+        _close_fds(fds)
+        raise
+    if n:
+        _capi.raw_copy(mem, _capi.bytes_address(data), n)
+    try:
+        with _locked as R:
+            base = _use_locked(R, cid, SEND)
+            for rcid, _ in refs:
+                _base_locked(R, rcid)
+            T, P = R.T, R.P
+            w = R.alloc_locked()
+            try:
+                b = R.alloc_locked()
+            except BaseException:
+                R.free_locked(w)
+                raise
+            P[w * BW + W_FD] = waker.wfd + 1
+            P[w * BW + W_OWNER] = _ME
+            o = b * BW
+            P[o + B_KIND], P[o + B_SENDER], P[o + B_STATE] = kind, _ME, PENDING
+            P[o + B_DATA], P[o + B_LEN], P[o + B_OWNED], P[o + B_WATCH] = mem, n, 1, w
+            mem = 0                               # the message owns it now
+            if refs:
+                _adjust_transit_locked(R, refs, +1)
+            _append_locked(R, base, QHEAD, QTAIL, b)
+            T[base + QLEN] += 1
+            _wake_one_locked(R, base)
+            if T[base + WHEAD]:
+                _fire_locked(R, base, EV_RECV)
+    except BaseException:
+        if mem:                                   # not queued
+            _capi.raw_free(mem)
+            _close_fds(fds)
+        raise
+    try:
+        await _until_fired(waker, w, deadline)
+    finally:
+        with _locked as R:
+            P = R.P
+            state = P[w * BW + W_FIRED]
+            if not state:                         # cancelled or timed out: withdraw it
+                base = (cid % NCSLOTS) * CSLOT_WORDS
+                if R.T[base + CID] == cid and _unlink_locked(R, base, QHEAD, QTAIL, b):
+                    R.T[base + QLEN] -= 1
+                _drop_refs_locked(R, b * BW)
+                _capi.raw_free(P[b * BW + B_DATA])
+                R.free_locked(b)
+            R.free_locked(w)
+    if state == DROPPED_W:
+        raise _exc.ChannelClosedError("channel %d closed before the object was received" % cid)
+    if not state:
+        raise TimeoutError("channel %d: nothing received the object within %r seconds"
+                           % (cid, timeout))
 
 
 # -- the channel ends ---------------------------------------------------------------------
@@ -1025,6 +1534,15 @@ class RecvChannel(_ChannelEnd):
         """Like recv(), but return *default* at once when nothing is pending."""
         return recv(self._id, nowait=True, default=default)
 
+    async def recv_async(self, timeout: Optional[float] = None) -> Any:
+        """recv() for coroutines: ``obj = await end.recv_async()``.
+
+        The event loop keeps running while it waits (woken through a pipe the
+        loop watches, no polling, no thread).  Cancelling the awaiting task
+        takes nothing from the channel.  Raises like recv().
+        """
+        return await recv_async(self._id, timeout)
+
     def __iter__(self) -> RecvChannel:
         """Iterate over received objects until no more can come.
 
@@ -1067,6 +1585,16 @@ class SendChannel(_ChannelEnd):
         """
         send(self._id, obj, timeout=timeout)
 
+    async def send_async(self, obj: object, timeout: Optional[float] = None) -> None:
+        """send() for coroutines: ``await end.send_async(obj)``.
+
+        A copy of *obj* is queued at once; the coroutine completes when a
+        receiver has taken it, while the event loop keeps running.  Cancelled
+        (or timed out) before that, the copy is withdrawn and never received.
+        Raises like send().
+        """
+        await send_async(self._id, obj, timeout)
+
     def send_nowait(self, obj: object) -> None:
         """Hand *obj* to a receiver waiting right now; else raise RuntimeError.
 
@@ -1088,6 +1616,479 @@ class SendChannel(_ChannelEnd):
     def send_buffer_nowait(self, obj: object) -> None:
         """Like send_buffer(), but raise RuntimeError unless a receiver is waiting."""
         send(self._id, obj, nowait=True, buffer=True)
+
+
+# -- queues and pipes ----------------------------------------------------------------------
+
+def _full_error(cid: int, timeout: Optional[float]) -> BaseException:
+    import queue
+    if timeout:
+        return queue.Full("queue %d: still full after %r seconds" % (cid, timeout))
+    return queue.Full("queue %d is full" % cid)
+
+
+def _empty_error(cid: int, timeout: Optional[float]) -> BaseException:
+    import queue
+    if timeout:
+        return queue.Empty("queue %d: still empty after %r seconds" % (cid, timeout))
+    return queue.Empty("queue %d is empty" % cid)
+
+
+def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = None,
+         pipe: bool = False) -> None:
+    """Append a copy of *obj* to queue *cid*, waiting for room (queue.Queue.put rules).
+
+    *pipe*: raise BrokenPipeError when no interpreter can receive any more.
+    """
+    if _pending_frees or _pending_closes or _exports:
+        _process_pending()
+    if timeout is not None:
+        timeout = _check_timeout(timeout)
+        deadline = time.monotonic() + timeout
+    kind, data, refs, fds = _encode(obj)
+    n = len(data)
+    mem = 0
+    try:
+        mem = _capi.raw_alloc(max(n, 1))
+        if n:
+            _capi.raw_copy(mem, _capi.bytes_address(data), n)
+        while True:
+            with _locked as R:
+                base = _use_locked(R, cid, SEND)
+                T, P = R.T, R.P
+                if pipe and not _receivers_attached_locked(R, base):
+                    raise BrokenPipeError("connection %d: the other end is closed" % cid)
+                m = T[base + MAXSIZE]
+                if m < 0 or T[base + QLEN] < m:
+                    for rcid, _ in refs:
+                        _base_locked(R, rcid)        # a closed end cannot travel
+                    b = R.alloc_locked()
+                    o = b * BW
+                    P[o + B_KIND], P[o + B_SENDER], P[o + B_STATE] = kind, _ME, PENDING
+                    P[o + B_DATA], P[o + B_LEN], P[o + B_OWNED] = mem, n, 1
+                    mem = 0                          # the message owns it now
+                    fds = []
+                    if refs:
+                        _adjust_transit_locked(R, refs, +1)
+                    _append_locked(R, base, QHEAD, QTAIL, b)
+                    T[base + QLEN] += 1
+                    T[base + UNFINISHED] += 1
+                    _wake_one_locked(R, base)
+                    if T[base + WHEAD]:
+                        _fire_locked(R, base, EV_RECV)
+                    return
+            if not block:
+                raise _full_error(cid, None)
+            left = None if timeout is None else deadline - time.monotonic()
+            if left is not None and left <= 0 or not wait_ready([(cid, EV_SEND, pipe)], left):
+                raise _full_error(cid, timeout)
+    finally:
+        if mem:
+            _capi.raw_free(mem)
+        _close_fds(fds)
+
+
+def qget(cid: int, block: bool = True, timeout: Optional[float] = None,
+         pipe: bool = False) -> Any:
+    """Remove and return the oldest item of queue *cid* (queue.Queue.get rules).
+
+    *pipe*: raise EOFError once it is empty and no interpreter can send any more.
+    """
+    try:
+        if not block:
+            obj = recv(cid, nowait=True, default=_NOTHING, until_no_senders=pipe)
+            if obj is _NOTHING:
+                raise _empty_error(cid, None)
+            return obj
+        return recv(cid, timeout=timeout, until_no_senders=pipe)
+    except TimeoutError:
+        if pipe:
+            raise
+        raise _empty_error(cid, timeout) from None
+    except _NoSenders:
+        raise EOFError("connection %d: the other end is closed and nothing is left" % cid
+                       ) from None
+
+
+async def qput_async(cid: int, obj: object, timeout: Optional[float] = None,
+                     pipe: bool = False) -> None:
+    deadline = None if timeout is None else time.monotonic() + _check_timeout(timeout)
+    while True:
+        try:
+            return qput(cid, obj, block=False, pipe=pipe)
+        except Exception as exc:
+            import queue
+            if not isinstance(exc, queue.Full):
+                raise
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not await wait_ready_async([(cid, EV_SEND, pipe)], left):
+            raise _full_error(cid, timeout)
+
+
+async def qget_async(cid: int, timeout: Optional[float] = None, pipe: bool = False) -> Any:
+    try:
+        return await recv_async(cid, timeout, eof=pipe)
+    except TimeoutError:
+        if pipe:
+            raise
+        raise _empty_error(cid, timeout) from None
+    except _NoSenders:
+        raise EOFError("connection %d: the other end is closed and nothing is left" % cid
+                       ) from None
+
+
+def _close_ends_soon(pairs: Sequence[Tuple[int, int]]) -> None:
+    """Close this interpreter's *pairs* from a finalizer: never block on the lock."""
+    try:
+        R = _R
+        if R is not None and R.lock_try():
+            R.lock_release()
+            for cid, end in pairs:
+                _close_end(cid, end, _ME)
+        else:
+            _pending_closes.extend(pairs)
+    except Exception:
+        pass
+
+
+class Queue:
+    """A FIFO queue shared by interpreters: ``queue.Queue``'s API, across interpreters.
+
+    ``Queue(maxsize=0)``: at most *maxsize* items (0 or less: no bound).  Items
+    follow the channel rules (shareable data, channel ends, queues, Pipe
+    connections, sockets and files), are copied in on put() and rebuilt on get().
+    Pass the queue to another interpreter through a channel, another queue,
+    ``call()`` arguments or ``run(channels={...})``: every interpreter gets its own
+    Queue object for the same queue.  The queue lives until no interpreter holds
+    it; then whatever is left in it is discarded.
+    """
+
+    __slots__ = ("_id", "_closed", "__weakref__")
+    _id: int
+    _closed: bool
+    _known: ClassVar[weakref.WeakValueDictionary[int, Queue]] = weakref.WeakValueDictionary()
+
+    def __init__(self, maxsize: int = 0) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError("maxsize must be an int, not %s" % type(maxsize).__name__)
+        cid = create(maxsize if maxsize > 0 else -1)
+        self._id, self._closed = cid, False
+        _attach(cid, RECV)
+        _attach(cid, SEND)
+        Queue._known[cid] = self
+
+    @classmethod
+    def _received(cls, cid: int, received: bool = True) -> Queue:
+        _attach(cid, RECV, received)
+        _attach(cid, SEND, received)
+        self = cls._known.get(cid)
+        if self is None or self._closed:
+            self = object.__new__(cls)
+            self._id, self._closed = cid, False
+            cls._known[cid] = self
+        return self
+
+    def __reduce__(self) -> Tuple[Callable[[int], Queue], Tuple[int]]:
+        return (_queue_by_id, (self._id,))
+
+    def __del__(self) -> None:
+        if not self._closed:
+            _close_ends_soon([(self._id, RECV), (self._id, SEND)])
+
+    def __repr__(self) -> str:
+        return "<%s id=%d maxsize=%d>" % (type(self).__name__, self._id, self.maxsize)
+
+    @property
+    def id(self) -> int:
+        """The queue's unique id (queues and channels share one id space)."""
+        return self._id
+
+    def _cid(self) -> int:
+        if self._closed:
+            raise ValueError("queue %d was closed in this interpreter" % self._id)
+        return self._id
+
+    def _word(self, word: int) -> int:
+        with _locked as R:
+            base = _base_locked(R, self._cid())
+            return int(R.T[base + word])
+
+    @property
+    def maxsize(self) -> int:
+        """The bound given at creation (0: unbounded)."""
+        try:
+            return max(self._word(MAXSIZE), 0)
+        except (ValueError, _exc.ChannelError):
+            return 0
+
+    def qsize(self) -> int:
+        """The number of items in the queue now (a snapshot, as in queue.Queue)."""
+        return self._word(QLEN)
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        m = self.maxsize
+        return 0 < m <= self.qsize()
+
+    def put(self, item: object, block: bool = True, timeout: Optional[float] = None) -> None:
+        """Put a copy of *item* in the queue, waiting for room if it is full.
+
+        Like queue.Queue.put(): raises queue.Full if *block* is false and the
+        queue is full, or if it stays full for *timeout* seconds.  Ctrl-C while
+        waiting raises KeyboardInterrupt and leaves the queue as it was.
+        Raises ValueError if *item* is not shareable.
+        """
+        qput(self._cid(), item, block, timeout)
+
+    def put_nowait(self, item: object) -> None:
+        """put(item, block=False)."""
+        qput(self._cid(), item, False)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        """Remove and return the oldest item, waiting until there is one.
+
+        Like queue.Queue.get(): raises queue.Empty if *block* is false and the
+        queue is empty, or if nothing arrives within *timeout* seconds.
+        """
+        return qget(self._cid(), block, timeout)
+
+    def get_nowait(self) -> Any:
+        """get(block=False)."""
+        return qget(self._cid(), False)
+
+    async def put_async(self, item: object, timeout: Optional[float] = None) -> None:
+        """put() for coroutines: waits for room in the event loop, never blocking it."""
+        await qput_async(self._cid(), item, timeout)
+
+    async def get_async(self, timeout: Optional[float] = None) -> Any:
+        """get() for coroutines: waits in the event loop; cancelling it takes nothing."""
+        return await qget_async(self._cid(), timeout)
+
+    def task_done(self) -> None:
+        """Mark one item from get() as processed (queue.Queue.task_done()).
+
+        Raises ValueError if called more times than items were put.
+        """
+        with _locked as R:
+            base = _base_locked(R, self._cid())
+            T = R.T
+            if T[base + UNFINISHED] <= 0:
+                raise ValueError("task_done() called too many times (queue %d)" % self._id)
+            T[base + UNFINISHED] -= 1
+            if not T[base + UNFINISHED] and T[base + WHEAD]:
+                _fire_locked(R, base, EV_JOIN)
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every item put has been marked task_done() (in any interpreter).
+
+        Returns True; with *timeout*, False if work is still unfinished then
+        (queue.Queue.join() takes no timeout; this is an addition).
+        """
+        return bool(wait_ready([(self._cid(), EV_JOIN, False)], timeout))
+
+    def close(self) -> None:
+        """Drop this interpreter's hold on the queue (idempotent).  Once no
+        interpreter holds it, the queue is gone and its items are discarded."""
+        if not self._closed:
+            self._closed = True
+            _process_pending()
+            _close_end(self._id, RECV, _ME)
+            _close_end(self._id, SEND, _ME)
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _queue_by_id(cid: int) -> Queue:
+    return Queue._received(cid, received=False)
+
+
+class Connection:
+    """One end of a Pipe(): send() and recv() like multiprocessing's Connection.
+
+    Items follow the channel rules and are copied.  send() never blocks (the
+    pipe is buffered); it raises BrokenPipeError once the other end is closed.
+    recv() waits; it raises EOFError once the other end is closed and nothing
+    is left.  A connection belongs to one interpreter at a time: send it to
+    another one (through a channel, a queue or call() arguments), then close
+    it here.
+    """
+
+    __slots__ = ("_rid", "_sid", "_closed", "__weakref__")
+    _rid: int
+    _sid: int
+    _closed: bool
+    _known: ClassVar[weakref.WeakValueDictionary[Tuple[int, int], Connection]] = (
+        weakref.WeakValueDictionary())
+
+    def __init__(self) -> None:
+        raise TypeError("use interpreters.Pipe() to make connections")
+
+    @classmethod
+    def _received(cls, rid: int, sid: int, received: bool = True) -> Connection:
+        if rid:
+            _attach(rid, RECV, received)
+        if sid:
+            _attach(sid, SEND, received)
+        self = cls._known.get((rid, sid))
+        if self is None or self._closed:
+            self = object.__new__(cls)
+            self._rid, self._sid, self._closed = rid, sid, False
+            cls._known[(rid, sid)] = self
+        return self
+
+    def __reduce__(self) -> Tuple[Callable[[int, int], Connection], Tuple[int, int]]:
+        if self._closed:
+            raise ValueError("%r is closed: a closed connection cannot be sent" % self)
+        return (_connection_by_id, (self._rid, self._sid))
+
+    def __del__(self) -> None:
+        if not self._closed:
+            _close_ends_soon([p for p in ((self._rid, RECV), (self._sid, SEND)) if p[0]])
+
+    def __repr__(self) -> str:
+        return "<%s recv=%d send=%d%s>" % (type(self).__name__, self._rid, self._sid,
+                                           " closed" if self._closed else "")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def readable(self) -> bool:
+        return bool(self._rid)
+
+    @property
+    def writable(self) -> bool:
+        return bool(self._sid)
+
+    def _check(self, cid: int, what: str) -> int:
+        if self._closed:
+            raise OSError("handle is closed")
+        if not cid:
+            raise OSError("connection is %s-only" % ("write" if what == "read" else "read"))
+        return cid
+
+    def send(self, obj: object) -> None:
+        """Send a copy of *obj* to the other end; does not wait for it to be received."""
+        qput(self._check(self._sid, "write"), obj, pipe=True)
+
+    def recv(self, timeout: Optional[float] = None) -> Any:
+        """Return the next object sent by the other end, waiting for one.
+
+        Raises EOFError when the other end is closed and nothing is left,
+        TimeoutError after *timeout* seconds (an addition to multiprocessing's
+        API), KeyboardInterrupt on Ctrl-C (nothing is lost).
+        """
+        return qget(self._check(self._rid, "read"), True, timeout, pipe=True)
+
+    def poll(self, timeout: Optional[float] = 0.0) -> bool:
+        """Whether recv() would return (or raise EOFError) without waiting.
+
+        Waits up to *timeout* seconds (None: no limit), like multiprocessing's.
+        """
+        cid = self._check(self._rid, "read")
+        return bool(wait_ready([(cid, EV_RECV, True)], timeout))
+
+    async def send_async(self, obj: object) -> None:
+        """send() for coroutines (it never waits, so this is send() as a coroutine)."""
+        qput(self._check(self._sid, "write"), obj, pipe=True)
+
+    async def recv_async(self, timeout: Optional[float] = None) -> Any:
+        """recv() for coroutines: waits in the event loop, never blocking it."""
+        return await qget_async(self._check(self._rid, "read"), timeout, pipe=True)
+
+    def close(self) -> None:
+        """Close this end here (idempotent); the other end then sees EOF/BrokenPipe."""
+        if not self._closed:
+            self._closed = True
+            _process_pending()
+            if self._rid:
+                _close_end(self._rid, RECV, _ME)
+            if self._sid:
+                _close_end(self._sid, SEND, _ME)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _connection_by_id(rid: int, sid: int) -> Connection:
+    return Connection._received(rid, sid, received=False)
+
+
+def Pipe(duplex: bool = True) -> Tuple[Connection, Connection]:
+    """Return a pair of connected Connection objects, like multiprocessing.Pipe().
+
+    With *duplex* true both ends send and receive; otherwise the first one
+    only receives and the second one only sends.
+    """
+    a = create(-1)
+    b = create(-1) if duplex else 0
+    try:
+        if duplex:
+            return Connection._received(a, b, False), Connection._received(b, a, False)
+        return Connection._received(a, 0, False), Connection._received(0, a, False)
+    except BaseException:
+        force_close(a)
+        if b:
+            force_close(b)
+        raise
+
+
+# -- select ---------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    Selectable = Union[RecvChannel, SendChannel, Queue, Connection]
+    _S = TypeVar("_S", RecvChannel, SendChannel, Queue, Connection)
+
+
+def _watch_of(obj: object) -> Watch:
+    t = type(obj)
+    if t is RecvChannel:
+        return (obj._id, EV_RECV, False)        # type: ignore[attr-defined]
+    if t is SendChannel:
+        return (obj._id, EV_SEND, False)        # type: ignore[attr-defined]
+    if t is Queue:
+        return (obj._cid(), EV_RECV, False)     # type: ignore[attr-defined]
+    if t is Connection:
+        return (obj._check(obj._rid, "read"), EV_RECV, True)   # type: ignore[attr-defined]
+    raise TypeError("select() waits on RecvChannel, SendChannel, Queue and Connection "
+                    "objects, not %s" % t.__name__)
+
+
+def select(objects: Sequence[_S], timeout: Optional[float] = None) -> List[_S]:
+    """Wait until at least one of *objects* is ready; return the ready ones, in order.
+
+    Ready means the operation would not wait: RecvChannel.recv(),
+    Queue.get() and Connection.recv() have something to return (or would
+    raise at once: closed, or a Connection's other end gone);
+    SendChannel.send_nowait() finds a receiver waiting.  Returns [] after
+    *timeout* seconds (None: no limit; 0: just look).  Readiness is a snapshot:
+    another interpreter may take the item first, so use the *_nowait() calls
+    (or a short timeout) on what it returns.  Ctrl-C raises KeyboardInterrupt.
+    """
+    objs = list(objects)
+    items = [_watch_of(o) for o in objs]
+    if not items:
+        raise ValueError("select() needs at least one channel end, queue or connection")
+    return [objs[i] for i in wait_ready(items, timeout)]
+
+
+async def select_async(objects: Sequence[_S], timeout: Optional[float] = None) -> List[_S]:
+    """select() for coroutines: the event loop waits, never blocked."""
+    objs = list(objects)
+    items = [_watch_of(o) for o in objs]
+    if not items:
+        raise ValueError("select() needs at least one channel end, queue or connection")
+    return [objs[i] for i in await wait_ready_async(items, timeout)]
 
 
 def from_spec(spec: Tuple[str, int]) -> Union[RecvChannel, SendChannel]:
