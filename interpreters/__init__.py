@@ -157,7 +157,8 @@ class Interpreter:
         _interp.run(self._id, _RESET_MAIN)
 
     def run(self, source_str: str, /, *,
-            channels: Optional[Mapping[str, Union[RecvChannel, SendChannel]]] = None) -> None:
+            channels: Optional[Mapping[str, Union[RecvChannel, SendChannel, Queue,
+                                                     Connection]]] = None) -> None:
         """Run *source_str* in the interpreter's ``__main__``; block until done.
 
         The code runs in the calling OS thread; ``__main__`` (and all other
@@ -221,7 +222,8 @@ _RESET_MAIN = (
 _CHANNELS_NEED_CTYPES_IN_SUB = _sys.version_info[:2] == (3, 12)
 
 
-def _channel_spec(channels: Optional[Mapping[str, Union[RecvChannel, SendChannel]]]) -> bytes:
+def _channel_spec(channels: Optional[Mapping[str, Union[RecvChannel, SendChannel, Queue,
+                                                         Connection]]]) -> bytes:
     """Validate run(channels=...) and return the marshalled injection (or b"")."""
     if channels is None:
         return b""
@@ -234,9 +236,9 @@ def _channel_spec(channels: Optional[Mapping[str, Union[RecvChannel, SendChannel
     for name, end in items:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError("channels key %r is not a valid identifier" % (name,))
-        if not isinstance(end, (RecvChannel, SendChannel)):
-            raise ValueError("channels[%r] must be a RecvChannel or SendChannel, not %s"
-                             % (name, type(end).__name__))
+        if not isinstance(end, (RecvChannel, SendChannel, Queue, Connection)):
+            raise ValueError("channels[%r] must be a RecvChannel, SendChannel, Queue or "
+                             "Connection, not %s" % (name, type(end).__name__))
         specs[name] = end._spec()
     if not specs:
         return b""

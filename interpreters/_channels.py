@@ -774,8 +774,12 @@ def create(maxsize: int = 0) -> int:
     return cid
 
 
-def _attach(cid: int, end: int, received: bool = False) -> None:
-    """This interpreter now holds a handle on *end* of channel *cid*."""
+def _attach(cid: int, end: int, received: bool = False, reopen: bool = False) -> None:
+    """This interpreter now holds a handle on *end* of channel *cid*.
+
+    *reopen* (queues and Pipe connections): one this interpreter closed or dropped
+    before is usable again when it comes back (channel ends stay closed, PEP 554).
+    """
     with _locked as R:
         if received:
             base = (cid % NCSLOTS) * CSLOT_WORDS
@@ -785,7 +789,10 @@ def _attach(cid: int, end: int, received: bool = False) -> None:
         else:
             base = _base_locked(R, cid)
         pos = _my_flags_locked(R, base, cid)
-        R.P[pos] |= _HANDLE[end]
+        f = R.P[pos]
+        if reopen:
+            f &= ~_CLOSEDF[end]
+        R.P[pos] = f | _HANDLE[end]
 
 
 def _close_end(cid: int, end: int, iid: int) -> bool:
@@ -1070,10 +1077,10 @@ def recv(cid: int, *, nowait: bool = False, default: Any = None,
                     _fire_locked(R, base, EV_SEND)  # a queue has room again
                 if T[base + STATE] == CLOSED:
                     _maybe_release_locked(R, base)
-            elif tb is None:                  # nowait
-                return default
             elif until_no_senders and not _senders_attached_locked(R, base):
                 raise _NoSenders(cid)
+            elif tb is None:                  # nowait
+                return default
             else:
                 _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
                 if T[base + WHEAD]:
@@ -1228,7 +1235,7 @@ class _LoopWaker:
     """One event loop's wake-up pipe: watchers write a byte, the loop reads it."""
 
     def __init__(self, loop: Any) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)            # the loop owns its waker, not the reverse
         self.rfd, self.wfd = os.pipe()
         os.set_blocking(self.rfd, False)
         os.set_blocking(self.wfd, False)
@@ -1265,7 +1272,7 @@ def _waker() -> _LoopWaker:
     import asyncio
     loop = asyncio.get_running_loop()
     waker = _wakers.get(loop)
-    if waker is None or waker.loop.is_closed():
+    if waker is None or loop.is_closed():
         waker = _wakers[loop] = _LoopWaker(loop)
     return waker
 
@@ -1277,11 +1284,13 @@ def _set_if_pending(fut: Any) -> None:
 
 async def _until_fired(waker: _LoopWaker, w: int, deadline: Optional[float]) -> None:
     """Wait (in the loop) until watcher *w* fires or *deadline* (monotonic) passes."""
-    fut = waker.loop.create_future()
+    import asyncio
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
     waker.futures[w] = fut
     timer = None
     if deadline is not None:
-        timer = waker.loop.call_later(max(0.0, deadline - time.monotonic()),
+        timer = loop.call_later(max(0.0, deadline - time.monotonic()),
                                       _set_if_pending, fut)
     try:
         if (_R or _regions()).P[w * BW + W_FIRED]:
@@ -1779,8 +1788,10 @@ class Queue:
 
     @classmethod
     def _received(cls, cid: int, received: bool = True) -> Queue:
-        _attach(cid, RECV, received)
-        _attach(cid, SEND, received)
+        if _pending_closes:
+            _process_pending()        # a dropped Queue's deferred close goes first
+        _attach(cid, RECV, received, reopen=True)
+        _attach(cid, SEND, received, reopen=True)
         self = cls._known.get(cid)
         if self is None or self._closed:
             self = object.__new__(cls)
@@ -1791,8 +1802,11 @@ class Queue:
     def __reduce__(self) -> Tuple[Callable[[int], Queue], Tuple[int]]:
         return (_queue_by_id, (self._id,))
 
+    def _spec(self) -> Tuple[str, int]:
+        return ("q", self._cid())
+
     def __del__(self) -> None:
-        if not self._closed:
+        if not getattr(self, "_closed", True):          # False once __init__ succeeded
             _close_ends_soon([(self._id, RECV), (self._id, SEND)])
 
     def __repr__(self) -> str:
@@ -1931,10 +1945,12 @@ class Connection:
 
     @classmethod
     def _received(cls, rid: int, sid: int, received: bool = True) -> Connection:
+        if _pending_closes:
+            _process_pending()        # a dropped Connection's deferred close goes first
         if rid:
-            _attach(rid, RECV, received)
+            _attach(rid, RECV, received, reopen=True)
         if sid:
-            _attach(sid, SEND, received)
+            _attach(sid, SEND, received, reopen=True)
         self = cls._known.get((rid, sid))
         if self is None or self._closed:
             self = object.__new__(cls)
@@ -1948,8 +1964,12 @@ class Connection:
         return (_connection_by_id, (self._rid, self._sid))
 
     def __del__(self) -> None:
-        if not self._closed:
+        if not getattr(self, "_closed", True):          # Connection() raised TypeError
             _close_ends_soon([p for p in ((self._rid, RECV), (self._sid, SEND)) if p[0]])
+
+    def _spec(self) -> Tuple[str, Tuple[int, int]]:
+        self._check(self._rid or self._sid, "read")
+        return ("c", (self._rid, self._sid))
 
     def __repr__(self) -> str:
         return "<%s recv=%d send=%d%s>" % (type(self).__name__, self._rid, self._sid,
@@ -2091,8 +2111,12 @@ async def select_async(objects: Sequence[_S], timeout: Optional[float] = None) -
     return [objs[i] for i in await wait_ready_async(items, timeout)]
 
 
-def from_spec(spec: Tuple[str, int]) -> Union[RecvChannel, SendChannel]:
+def from_spec(spec: Tuple[str, Any]) -> Union[RecvChannel, SendChannel, Queue, Connection]:
     tag, cid = spec
+    if tag == "q":
+        return _queue_by_id(cid)
+    if tag == "c":
+        return _connection_by_id(cid[0], cid[1])
     return (RecvChannel if tag == "r" else SendChannel)(cid)
 
 
