@@ -63,6 +63,11 @@ def features() -> List[Feature]:
          "RunFailedError, also an instance of a builtin original (KeyError...)"),
     ]
     rows.append(_channels_feature())
+    rows.append(("queues, pipes, select()", True,
+                 "Queue(maxsize) like queue.Queue, Pipe() like multiprocessing's, select(); "
+                 "sockets and files travel as duplicates"))
+    rows.append(("asyncio", True, "await recv_async()/send_async()/get_async()/select_async(): "
+                 "the loop is woken through a pipe, never polls"))
     if ver < (3, 12):
         rows.append(("isolated interpreters (own GIL)", False,
                      "needs CPython 3.12+ (PEP 684, Py_NewInterpreterFromConfig); this is %d.%d"

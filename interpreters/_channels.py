@@ -850,14 +850,31 @@ def drop_interp(iid: int) -> None:
             base = (cid % NCSLOTS) * CSLOT_WORDS
             if T[base + WHEAD]:
                 _drop_watchers_locked(R, base, iid)
+            b = T[base + QHEAD]
+            while b:                        # its pending async sends: never poke its pipe
+                w = P[b * BW + B_WATCH]
+                if w and P[w * BW + W_OWNER] == iid:
+                    P[w * BW + W_FD] = 0
+                b = P[b * BW + B_NEXT]
             pos = _flags_pos_locked(R, base, iid, create=False)
             if pos < 0:
                 continue
-            if P[pos] & (HANDLE_R | ASSOC_R | HANDLE_S | ASSOC_S):
+            f = P[pos]
+            if f & (HANDLE_R | ASSOC_R | HANDLE_S | ASSOC_S):
                 P[pos] = CLOSED_R | CLOSED_S
                 T[base + CLOSES] += 1
                 if T[base + STATE] == OPEN and _should_close_locked(R, base):
-                    _close_channel_locked(R, base)
+                    _close_channel_locked(R, base, force=T[base + MAXSIZE] != 0)
+                elif T[base + STATE] == OPEN:
+                    # As if it had closed its ends itself (see _close_end).
+                    if f & (HANDLE_S | ASSOC_S) and not _senders_attached_locked(R, base):
+                        while _wake_one_locked(R, base):
+                            pass
+                        if T[base + WHEAD]:
+                            _fire_locked(R, base, EV_RECV)
+                    if (f & (HANDLE_R | ASSOC_R) and T[base + WHEAD]
+                            and not _receivers_attached_locked(R, base)):
+                        _fire_locked(R, base, EV_SEND)
 
 
 def _use_locked(R: _Regions, cid: int, end: int) -> int:
@@ -1607,7 +1624,8 @@ class SendChannel(_ChannelEnd):
     def send_nowait(self, obj: object) -> None:
         """Hand *obj* to a receiver waiting right now; else raise RuntimeError.
 
-        Raises NotReceivedError (a RuntimeError) when no receiver is waiting.
+        Waiting receivers: recv(), recv_async() and select() calls on this
+        channel.  Raises NotReceivedError (a RuntimeError) when none waits.
         """
         send(self._id, obj, nowait=True)
 
