@@ -1471,7 +1471,7 @@ class _ChannelEnd:
                 _close_end(self._id, self._end, _ME)
             else:
                 _pending_closes.append((self._id, self._end))
-        except Exception:
+        except:  # noqa: E722  (at teardown even builtins may be gone; destroy() closes them)
             pass
 
     def __reduce__(self) -> Tuple[Type[_ChannelEnd], Tuple[int]]:
@@ -1774,7 +1774,7 @@ def _close_ends_soon(pairs: Sequence[Tuple[int, int]]) -> None:
                 _close_end(cid, end, _ME)
         else:
             _pending_closes.extend(pairs)
-    except Exception:
+    except:  # noqa: E722  (at teardown even builtins may be gone; destroy() closes them)
         pass
 
 
@@ -1824,7 +1824,12 @@ class Queue:
         return ("q", self._cid())
 
     def __del__(self) -> None:
-        if not getattr(self, "_closed", True):          # False once __init__ succeeded
+        # No builtins here: this may run while the interpreter is being torn down.
+        try:
+            closed = self._closed                       # unset if __init__ failed
+        except:  # noqa: E722
+            return
+        if not closed:
             _close_ends_soon([(self._id, RECV), (self._id, SEND)])
 
     def __repr__(self) -> str:
@@ -1982,7 +1987,11 @@ class Connection:
         return (_connection_by_id, (self._rid, self._sid))
 
     def __del__(self) -> None:
-        if not getattr(self, "_closed", True):          # Connection() raised TypeError
+        try:
+            closed = self._closed                       # unset: Connection() raised
+        except:  # noqa: E722
+            return
+        if not closed:
             _close_ends_soon([p for p in ((self._rid, RECV), (self._sid, SEND)) if p[0]])
 
     def _spec(self) -> Tuple[str, Tuple[int, int]]:
