@@ -5,7 +5,8 @@ Layout (imports point down only):
     __init__.py    public API (this file): no ctypes here
     _executor.py   InterpreterPoolExecutor (pooled interpreters, on top of _call)
     _call.py       call(): functions and arguments pickled (by value when needed)
-    _channels.py   channels: arena-resident state, association rules, waits
+    _channels.py   channels: arena-resident state, association rules, waits; queues,
+                   pipes, select() and asyncio waits built on the same channel slots
     _interp.py     interpreter lifecycle: create, run, destroy, exit, fork
     _arena.py      the process-wide raw-memory arena and its lock
     _exc.py        exceptions and the proxy of an exception raised elsewhere
