@@ -609,6 +609,8 @@ def _convert(obj: Any, refs: Refs, fds: Optional[List[int]] = None) -> Any:
     if t in _SIMPLE:
         return obj
     if t is tuple:
+        if set(map(type, obj)) <= _SIMPLE:
+            return obj                     # marshal keeps it a tuple: nothing to revert
         return [_convert(x, refs, fds) for x in obj]
     if t is RecvChannel or t is SendChannel:
         refs.append((obj._id, obj._end))
@@ -661,7 +663,10 @@ def _convert(obj: Any, refs: Refs, fds: Optional[List[int]] = None) -> Any:
 
 def _revert(value: Any, refs: Optional[Refs] = None) -> Any:
     """Rebuild what _convert() made.  With *refs* (a message being discarded), only
-    collect its channel references and close its duplicated descriptors."""
+    collect its channel references and close its duplicated descriptors.
+
+    Lists are converted tuples; tuples arrive as they were sent (simple items only).
+    """
     t = type(value)
     if t is list:
         return tuple(_revert(x, refs) for x in value)
