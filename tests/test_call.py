@@ -271,3 +271,162 @@ def test_repl_function():
     p = subprocess.run([sys.executable, "-i", "-q"], input=src, capture_output=True,
                        text=True, cwd=REPO_ROOT, timeout=60)
     assert "got ['r', 'r']" in p.stdout, (p.stdout, p.stderr)
+
+
+# ---------------------------------------------------------------------------------
+# the fast path: plain pickle.dumps for simple data, memfds kept per thread
+
+SIMPLE = [None, True, 0, -1, 2 ** 100, 1.5, float("inf"), "", "text\u20ac", b"\x00bytes",
+          (), [], {}, (1, "a", None), [1, [2, [3]]], {"k": [1, (2.5, b"x")], 3: None}]
+NOT_SIMPLE = [bytearray(b"x"), {1, 2}, frozenset(), 1j, Ellipsis, range(3), len,
+              [bytearray()], {"k": {1}}, (1, [2, (3, {4: object()})]), list(range(100)),
+              type("Int", (int,), {})(3), json.JSONDecodeError("m", "d", 0)]
+
+
+def test_is_simple():
+    rt = _call._rt
+    for obj in SIMPLE:
+        assert rt.is_simple(obj), obj
+    for obj in NOT_SIMPLE:
+        assert not rt.is_simple(obj), obj
+    loop = []
+    loop.append(loop)
+    assert not rt.is_simple(loop)           # over the budget, not an endless walk
+
+
+def test_plain_pickle_gives_the_same_bytes():
+    # what makes the fast path invisible: for simple data and functions by reference,
+    # plain pickle.dumps writes exactly what the runtime's Pickler writes
+    rt = _call._rt
+    for obj in SIMPLE + [(operator.add, (1, 2), {}), (json.dumps, ([1],), {"indent": 2}),
+                         (dict, (), {"a": 1}), (textwrap.dedent, ("x",), {})]:
+        assert b"".join(rt.dumps(obj)) == __import__("pickle").dumps(obj, rt.PROTOCOL), obj
+
+
+def test_by_reference():
+    assert _call._by_reference(len) and _call._by_reference(operator.add)
+    assert _call._by_reference(json.dumps) and _call._by_reference(dict)
+    assert not _call._by_reference(lambda: 1)
+    assert not _call._by_reference(operator.itemgetter(1))
+    assert not _call._by_reference([].append)
+    import types
+    assert _call._by_reference(copy_of)
+    twin = types.FunctionType(copy_of.__code__, globals(), "copy_of")   # same name, other object
+    twin.__qualname__ = "copy_of"
+    assert not _call._by_reference(twin)
+    twin.__module__ = "__main__"
+    assert not _call._by_reference(twin)
+
+
+def test_fast_path_results_are_the_same(interp):
+    for obj in SIMPLE:
+        assert call(interp, operator.pos if isinstance(obj, (int, float)) and
+                    not isinstance(obj, bool) else (lambda x: x), obj) == obj
+        got = call(interp, copy_of, obj)
+        assert got == obj and type(got) is type(obj), (got, obj)
+    # shared references inside the arguments stay shared, as with pickle
+    shared = [1]
+    assert call(interp, operator.is_, shared, shared) is True
+    assert call(interp, lambda a, b: a is b, shared, shared) is True
+    # results that are not simple data still come back pickled
+    assert call(interp, set, [1, 2]) == {1, 2}
+    assert call(interp, bytearray, b"ab") == bytearray(b"ab")
+    assert call(interp, range, 3) == range(3)
+    out = call(interp, dict.fromkeys, "ab")
+    assert out == {"a": None, "b": None}
+
+
+def copy_of(x):
+    return x
+
+
+def test_memfds_reused_and_released():
+    import os
+    i = interpreters.create()
+
+    def our_memfds():
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if "interpreters-call" in os.readlink("/proc/self/fd/" + fd):
+                    found.append(int(fd))
+            except OSError:
+                pass
+        return sorted(found)
+    call(i, abs, 1)
+    mine = our_memfds()
+    assert len(mine) >= 2
+    for n in range(20):
+        assert call(i, abs, -n) == n
+    assert our_memfds() == mine                 # the same pair, every call
+    before = len(os.listdir("/proc/self/fd"))
+    for n in range(50):                         # threads: each pair closed with its thread
+        h = call_in_thread(i, abs, -n)
+        h.join(30)
+        assert h.result() == n
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/fd")) > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(os.listdir("/proc/self/fd")) <= before
+    big = call(i, bytes, 3 << 20)               # a big frame: the memfds are emptied after
+    assert len(big) == 3 << 20
+    assert all(os.fstat(fd).st_size == 0 for fd in our_memfds()), our_memfds()
+    i.destroy()
+
+
+def test_call_from_a_signal_handler_during_a_call():
+    # a handler that calls into another interpreter while call() is in progress in
+    # the same thread gets memfds of its own
+    out, err = assert_python_ok("""
+        import signal, time
+        import interpreters
+        a, b = interpreters.create(), interpreters.create()
+        got = []
+        signal.signal(signal.SIGALRM, lambda *_: got.append(b.call(pow, 3, 3)))
+        for _ in range(5):
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            assert a.call(time.sleep, 0.1) is None
+            assert a.call(sorted, "cba") == ["a", "b", "c"]
+        time.sleep(0.1)
+        print(got)
+        a.destroy(); b.destroy()
+    """)
+    assert out == "[27, 27, 27, 27, 27]\n", (out, err)
+
+
+def test_forked_child_gets_its_own_memfds():
+    out, err = assert_python_ok("""
+        import os, sys
+        import interpreters
+        i = interpreters.create()
+        assert i.call(abs, -1) == 1          # this thread now keeps a pair of memfds
+        i.destroy()                          # (fork is refused while interpreters exist)
+        pid = os.fork()
+        i = interpreters.create()
+        ok = all(i.call(str, n) == str(n) for n in range(3000))
+        i.destroy()
+        if pid == 0:
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        print(ok, os.WEXITSTATUS(status))
+    """)
+    assert out == "True 0\n", (out, err)
+
+
+def test_failed_calls_keep_no_memfds():
+    # exceptions kept around (with their tracebacks) must not pin a thread's memfds
+    import gc
+    import os
+    i = interpreters.create()
+    call(i, abs, 1)
+    before = len(os.listdir("/proc/self/fd"))
+    errors = []
+    for n in range(30):                       # one at a time: one interpreter
+        h = call_in_thread(i, int, "x%d" % n)
+        with pytest.raises(ValueError):
+            h.join()                          # (the thread has ended too)
+        errors.append(h.exception())
+    gc.collect()
+    assert all(isinstance(e, ValueError) for e in errors)
+    assert len(os.listdir("/proc/self/fd")) <= before
+    i.destroy()
