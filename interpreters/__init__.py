@@ -193,6 +193,10 @@ class Interpreter:
         in a REPL, lambdas, closures) are sent by value.  An exception raised by
         *f* comes back as from run(): a RunFailedError, also an instance of a
         builtin original type.  Unsendable arguments raise NotSendableError.
+
+        Like run(), it runs in the calling thread, and Ctrl-C does not interrupt
+        it: KeyboardInterrupt is raised once *f* has returned, instead of the
+        result.  Wait on call_in_thread() to stay interruptible.
         """
         return _call.call(self, f, *args, **kwargs)
 
@@ -201,7 +205,8 @@ class Interpreter:
         """Start a thread running ``self.call(f, *args, **kwargs)``; return its handle.
 
         ``handle.join()`` waits and re-raises the call's exception;
-        ``handle.result()`` returns its value.
+        ``handle.result()`` returns its value.  Ctrl-C cuts these waits short
+        (KeyboardInterrupt); the call goes on, and the handle can be waited on again.
         """
         return _call.call_in_thread(self, f, *args, **kwargs)
 

@@ -651,6 +651,14 @@ def call(interp: Interpreter, f: Callable[..., _T], /, *args: Any, **kwargs: Any
     pickled by reference (from ``__main__``, a REPL, lambdas, local functions)
     travel by value (see the module docstring).
 
+    Ctrl-C does not interrupt *f*: CPython runs Python signal handlers only in
+    the main interpreter, so a SIGINT that arrives during the call is held until
+    *f* returns (or raises), and KeyboardInterrupt is then raised in the calling
+    thread instead of returning the result (if *f* raised, its exception may
+    come first, and the KeyboardInterrupt right after it).  A call that never
+    returns cannot be interrupted: wait on call_in_thread() instead, whose
+    waits Ctrl-C does cut short.
+
     Raises:
         NotSendableError (a TypeError and a pickle.PicklingError): *f* or an
             argument cannot be pickled; the message names it and says why.
@@ -676,6 +684,10 @@ class CallThread:
     returns the call's return value (None for run_in_thread()) or re-raises
     its exception; it raises TimeoutError if the call is still running after
     *timeout* seconds.  ``exception(timeout=None)`` returns the exception or None.
+
+    Ctrl-C while the main thread waits in any of these raises KeyboardInterrupt
+    there at once; the call goes on in its thread (nothing can stop it), and the
+    handle can be waited on again.
     """
 
     def __init__(self, interp: Interpreter, target: Callable[..., Any], args: Tuple[Any, ...],
@@ -686,6 +698,9 @@ class CallThread:
         self._kwargs = kwargs
         self._result: Any = None
         self._exc: Optional[BaseException] = None
+        # Waits are on this event, not on Thread.join(): on CPython 3.9-3.12 a join()
+        # cut short by Ctrl-C can mark the still-running thread as stopped.
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._main, name=name)
         self._thread.start()
 
@@ -696,6 +711,7 @@ class CallThread:
             self._exc = exc
         finally:
             del self._target, self._args, self._kwargs
+            self._done.set()
 
     @property
     def name(self) -> str:
@@ -706,16 +722,17 @@ class CallThread:
         return self._thread.ident
 
     def is_alive(self) -> bool:
-        return self._thread.is_alive()
+        """True until the call has returned or raised."""
+        return not self._done.is_set()
 
     def join(self, timeout: Optional[float] = None) -> None:
-        self._thread.join(timeout)
-        if not self._thread.is_alive() and self._exc is not None:
-            raise self._exc
+        if self._done.wait(timeout):
+            self._thread.join()        # its last bytecodes: the call is over
+            if self._exc is not None:
+                raise self._exc
 
     def _wait(self, timeout: Optional[float]) -> None:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        if not self._done.wait(timeout):
             raise TimeoutError("the call in interpreter %d is still running after %s s"
                                % (self.interp.id, timeout))
 

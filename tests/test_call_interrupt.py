@@ -1,0 +1,209 @@
+"""Ctrl-C (a real SIGINT) and timeouts while a call is waited for.
+
+Each SIGINT test runs in a child process: a timer thread sends SIGINT to the
+process while the main thread waits for a call that cannot end by itself (it
+blocks reading a pipe until the test writes to it).  Waiting on a handle, a
+future or an await is cut short by KeyboardInterrupt; the call goes on, and once
+released it finishes, the interpreter is usable again and is destroyed cleanly.
+A plain call() runs in the main thread itself: there Ctrl-C waits for the call.
+"""
+
+import os
+import time
+
+import pytest
+
+from support import (  # noqa: F401 (destroy_leftovers is an autouse fixture)
+    PYVER, assert_python_ok, destroy_leftovers,
+)
+
+import interpreters
+
+# Shared by every child: a pipe the call blocks on, a SIGINT timer, and the checks
+# made after the KeyboardInterrupt.
+PRELUDE = """
+import os, signal, sys, threading, time
+import interpreters
+
+r, w = os.pipe()
+
+def interrupt_soon():
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+def wait_idle(interp):
+    deadline = time.monotonic() + 30
+    while interp.is_running():
+        assert time.monotonic() < deadline, "still running"
+        time.sleep(0.01)
+
+def release_and_check(interp):
+    os.write(w, b"x")              # now the call can end
+    wait_idle(interp)
+    assert interp.call(pow, 2, 5) == 32
+    interp.destroy()
+    assert interpreters.list_all() == [interpreters.get_main()], interpreters.list_all()
+
+def report(t0, what):
+    elapsed = time.monotonic() - t0
+    assert elapsed < 5, (what, elapsed)      # the call itself never ends by itself
+    print(what, "interrupted")
+"""
+
+
+def run_child(body, expect):
+    out, err = assert_python_ok(PRELUDE + body, timeout=60)
+    assert out.split("\n")[:-1] == expect, (out, err)
+
+
+@pytest.mark.parametrize("how", ["result", "result_timeout", "join", "join_timeout",
+                                 "exception"])
+def test_sigint_while_waiting_on_call_in_thread(how):
+    run_child("""
+interp = interpreters.create()
+h = interp.call_in_thread(os.read, r, 1)
+how = %r
+interrupt_soon()
+t0 = time.monotonic()
+try:
+    if how == "result":
+        h.result()
+    elif how == "result_timeout":
+        h.result(timeout=60)
+    elif how == "join":
+        h.join()
+    elif how == "join_timeout":
+        h.join(60)
+    else:
+        h.exception(timeout=60)
+except KeyboardInterrupt:
+    report(t0, how)
+assert h.is_alive()                 # the call goes on
+os.write(w, b"x")
+assert h.result(timeout=30) == b"x"
+h.join()
+assert not h.is_alive()
+release_and_check(interp)
+print("ok")
+""" % how, [how + " interrupted", "ok"])
+
+
+def test_sigint_while_waiting_on_run_in_thread():
+    run_child("""
+interp = interpreters.create()
+h = interp.run_in_thread("import os; os.read(%d, 1)" % r)
+interrupt_soon()
+t0 = time.monotonic()
+try:
+    h.join()
+except KeyboardInterrupt:
+    report(t0, "run_in_thread")
+os.write(w, b"x")
+h.join(30)
+assert not h.is_alive()
+wait_idle(interp)
+interp.run("pass")
+interp.destroy()
+assert interpreters.list_all() == [interpreters.get_main()]
+print("ok")
+""", ["run_in_thread interrupted", "ok"])
+
+
+def test_sigint_while_waiting_on_executor_future():
+    run_child("""
+with interpreters.InterpreterPoolExecutor(max_workers=1) as pool:
+    fut = pool.submit(os.read, r, 1)
+    interrupt_soon()
+    t0 = time.monotonic()
+    try:
+        fut.result(timeout=60)
+    except KeyboardInterrupt:
+        report(t0, "future")
+    assert not fut.done()
+    os.write(w, b"x")
+    assert fut.result(timeout=30) == b"x"
+    assert pool.submit(pow, 2, 5).result(timeout=30) == 32
+assert interpreters.list_all() == [interpreters.get_main()]
+print("ok")
+""", ["future interrupted", "ok"])
+
+
+def test_sigint_during_plain_call_waits_for_the_call():
+    # call() runs f in the calling (main) thread, inside the other interpreter,
+    # where CPython runs no Python signal handler: Ctrl-C is held until f returns,
+    # then KeyboardInterrupt is raised in the main interpreter instead of returning
+    # the result.  Same on 3.8-3.13.
+    run_child("""
+interp = interpreters.create()
+t0 = time.monotonic()
+interrupt_soon()
+try:
+    interp.call(time.sleep, 1.0)
+except KeyboardInterrupt:
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 0.95, elapsed        # not during the call: after it
+    print("KeyboardInterrupt after the call")
+else:
+    print("returned")
+assert not interp.is_running()
+assert interp.call(pow, 2, 5) == 32
+interp.destroy()
+assert interpreters.list_all() == [interpreters.get_main()]
+print("ok")
+""", ["KeyboardInterrupt after the call", "ok"])
+
+
+def test_sigint_during_plain_call_that_raises():
+    # If f raises too, both arrive, in an order that depends on the version: the
+    # KeyboardInterrupt instead of the call's exception (3.8, 3.12, 3.13 here), or the
+    # call's exception first and the KeyboardInterrupt a few bytecodes later, for
+    # instance inside the except clause handling it (3.9-3.11).  Never lost.
+    run_child("""
+interp = interpreters.create()
+seen = []
+interrupt_soon()
+t0 = time.monotonic()
+try:
+    try:
+        interp.call(exec, "import time; time.sleep(1.0); raise ValueError('late')")
+    except ValueError:
+        seen.append("ValueError")
+        for _ in range(100):
+            time.sleep(0.01)
+except KeyboardInterrupt:
+    seen.append("KeyboardInterrupt")
+assert time.monotonic() - t0 >= 0.95
+assert seen in (["KeyboardInterrupt"], ["ValueError", "KeyboardInterrupt"]), seen
+assert interp.call(pow, 2, 5) == 32
+interp.destroy()
+print("ok")
+""", ["ok"])
+
+
+# ---------------------------------------------------------------------------------
+# timeouts (no signal: in this process)
+
+@pytest.fixture
+def pipe():
+    r, w = os.pipe()
+    yield r, w
+    os.close(r)
+    os.close(w)
+
+
+def test_call_thread_timeouts(pipe):
+    r, w = pipe
+    interp = interpreters.create()
+    h = interp.call_in_thread(os.read, r, 1)
+    for wait in (lambda: h.result(timeout=0.2), lambda: h.exception(timeout=0.2)):
+        t = time.monotonic()
+        with pytest.raises(TimeoutError, match="still running"):
+            wait()
+        assert time.monotonic() - t < 5
+    t = time.monotonic()
+    assert h.join(0.2) is None and h.is_alive()
+    assert time.monotonic() - t < 5
+    assert "running" in repr(h)
+    os.write(w, b"x")
+    assert h.result(timeout=30) == b"x"
+    assert h.exception() is None and not h.is_alive() and "done" in repr(h)
+    interp.destroy()
