@@ -196,9 +196,21 @@ class Interpreter:
 
         Like run(), it runs in the calling thread, and Ctrl-C does not interrupt
         it: KeyboardInterrupt is raised once *f* has returned, instead of the
-        result.  Wait on call_in_thread() to stay interruptible.
+        result.  Wait on call_in_thread() or call_async() to stay interruptible.
         """
         return _call.call(self, f, *args, **kwargs)
+
+    async def call_async(self, f: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
+        """Await ``self.call(f, *args, **kwargs)`` run in a worker thread.
+
+        *f* and the arguments are pickled when the await starts.  The event loop
+        is not blocked: the thread hands the outcome back with
+        ``loop.call_soon_threadsafe``.  Returns the result or raises what call()
+        raises.  Cancelling the await (``asyncio.wait_for``, Ctrl-C under
+        ``asyncio.run``) does not stop the call: it runs to its end, its outcome
+        is dropped, and the interpreter stays busy until then.
+        """
+        return await _call.call_async(self, f, *args, **kwargs)
 
     def call_in_thread(self, f: Callable[..., Any], /, *args: Any,
                        **kwargs: Any) -> CallThread:

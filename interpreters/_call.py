@@ -1,4 +1,5 @@
-"""Calling functions in another interpreter: call(), call_in_thread(), run_in_thread().
+"""Calling functions in another interpreter: call(), call_async(), call_in_thread(),
+run_in_thread().
 
 Transport (no ctypes here, nothing of this package is needed inside the other
 interpreter, so it works in isolated interpreters on 3.12 too):
@@ -53,13 +54,16 @@ import types
 # Annotations are strings (postponed); typing is imported for the checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
     from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 
     from . import Interpreter
 
     _T = TypeVar("_T")
 
-__all__ = ["call", "call_in_thread", "run_in_thread", "CallThread", "NotSendableError"]
+__all__ = ["call", "call_async", "call_in_thread", "run_in_thread", "CallThread",
+           "NotSendableError"]
 
 RUNTIME_NAME = "_interpreters_callrt"
 
@@ -656,8 +660,8 @@ def call(interp: Interpreter, f: Callable[..., _T], /, *args: Any, **kwargs: Any
     *f* returns (or raises), and KeyboardInterrupt is then raised in the calling
     thread instead of returning the result (if *f* raised, its exception may
     come first, and the KeyboardInterrupt right after it).  A call that never
-    returns cannot be interrupted: wait on call_in_thread() instead, whose
-    waits Ctrl-C does cut short.
+    returns cannot be interrupted: wait on call_in_thread() or call_async()
+    instead, whose waits Ctrl-C does cut short.
 
     Raises:
         NotSendableError (a TypeError and a pickle.PicklingError): *f* or an
@@ -749,6 +753,91 @@ class CallThread:
     def __repr__(self) -> str:
         state = "running" if self.is_alive() else ("failed" if self._exc else "done")
         return "<%s %s interp=%d %s>" % (type(self).__name__, self.name, self.interp.id, state)
+
+
+async def call_async(interp: Interpreter, f: Callable[..., _T], /, *args: Any,
+                     **kwargs: Any) -> _T:
+    """Run ``call(interp, f, *args, **kwargs)`` in a worker thread; await its result.
+
+    *f* and the arguments are pickled at once, in the awaiting thread (later
+    changes to them do not travel); the call then runs in a worker thread (one
+    per call in progress, reused, never a daemon), which hands the outcome to the
+    event loop with ``call_soon_threadsafe``: the loop is never blocked and
+    nothing polls.  Returns the result or raises what call() raises (a
+    StopIteration, which cannot cross an await, arrives as the ``__cause__`` of
+    a RuntimeError).
+
+    Cancelling the awaiting task (``asyncio.wait_for`` timing out, Ctrl-C under
+    ``asyncio.run``) cancels the await at once, but not the call: nothing can
+    stop code running in an interpreter.  It runs to its end in its thread, its
+    result or exception is dropped, and *interp* stays busy (run() and call() on
+    it raise InterpreterError) until then; at exit Python waits for it.
+    """
+    import asyncio
+    if not callable(f):
+        raise TypeError("call_async() needs a callable, not %s" % type(f).__name__)
+    payload = _pickle_call(interp, f, args, kwargs)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+    _async_threads().submit(_call_for_loop, interp, f, payload, loop, future)
+    del payload
+    return await future
+
+
+_async_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+_async_pool_generation = -1
+_async_pool_lock = threading.Lock()
+
+
+def _async_threads() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads call_async() runs calls in: one per call in progress, reused.
+
+    A ThreadPoolExecutor with no practical bound: it starts a thread only when
+    none is idle, so no call ever waits for another to end; and at exit Python
+    waits for the calls in progress, as for any thread that is not a daemon.
+    """
+    global _async_pool, _async_pool_generation
+    pool = _async_pool
+    if pool is None or _async_pool_generation != _fork_generation:
+        import concurrent.futures
+        with _async_pool_lock:
+            if _async_pool is None or _async_pool_generation != _fork_generation:
+                _async_pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1 << 20, thread_name_prefix="interpreters-call-async")
+                _async_pool_generation = _fork_generation
+            pool = _async_pool
+    return pool
+
+
+def _call_for_loop(interp: Interpreter, f: Callable[..., Any], payload: List[bytes],
+                   loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+    result: Any = None
+    exc: Optional[BaseException] = None
+    try:
+        result = _execute(interp, f, payload)
+    except BaseException as e:
+        exc = e
+    del payload
+    try:
+        loop.call_soon_threadsafe(_settle, future, result, exc)
+    except RuntimeError:       # the loop is closed: nobody awaits this any more
+        pass
+    finally:
+        del result, exc
+
+
+def _settle(future: asyncio.Future[Any], result: Any, exc: Optional[BaseException]) -> None:
+    if future.done():          # the await was cancelled: the outcome is dropped
+        return
+    if exc is None:
+        future.set_result(result)
+    elif isinstance(exc, StopIteration):
+        err = RuntimeError("call_async(): the call raised StopIteration, which cannot "
+                           "cross an await")
+        err.__cause__ = exc
+        future.set_exception(err)
+    else:
+        future.set_exception(exc)
 
 
 def call_in_thread(interp: Interpreter, f: Callable[..., Any], /, *args: Any,

@@ -25,7 +25,7 @@ def interp():
 
 
 def test_all():
-    assert set(_call.__all__) == {"call", "call_in_thread", "run_in_thread", "CallThread",
+    assert set(_call.__all__) == {"call", "call_async", "call_in_thread", "run_in_thread", "CallThread",
                                   "NotSendableError"}
 
 

@@ -127,6 +127,33 @@ print("ok")
 """, ["future interrupted", "ok"])
 
 
+@pytest.mark.parametrize("how", ["await", "wait_for"])
+def test_sigint_under_asyncio_run(how):
+    # 3.8-3.10: KeyboardInterrupt leaves the loop's select() and asyncio.run cancels
+    # the task; 3.11+: asyncio.run's own SIGINT handler cancels the main task.
+    run_child("""
+import asyncio
+interp = interpreters.create()
+how = %r
+
+async def main():
+    if how == "await":
+        await interp.call_async(os.read, r, 1)
+    else:
+        await asyncio.wait_for(interp.call_async(os.read, r, 1), 60)
+
+interrupt_soon()
+t0 = time.monotonic()
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    report(t0, how)
+assert interp.is_running()           # the call goes on, its outcome will be dropped
+release_and_check(interp)
+print("ok")
+""" % how, [how + " interrupted", "ok"])
+
+
 def test_sigint_during_plain_call_waits_for_the_call():
     # call() runs f in the calling (main) thread, inside the other interpreter,
     # where CPython runs no Python signal handler: Ctrl-C is held until f returns,
