@@ -24,8 +24,9 @@ or class its module hands out under its name, not from ``__main__``) pickle to
 the very same bytes with or without the runtime's Pickler subclass, whose
 set-up costs more than pickling them: such a call, or such a result, is
 pickled with plain ``pickle.dumps``.  Nothing else changes, so results and
-exceptions are the same either way; a small call costs about half what it did
-with a fresh pair of memfds and the Pickler subclass every time.
+exceptions are the same either way.  With the memfds kept, a small call costs a
+third (3.8) to 40% (3.12) less than with a fresh pair and the Pickler subclass
+every time.
 
 Pickling by value.  Functions and classes that pickle by reference cannot be
 resolved from the caller's ``__main__`` (or a REPL), and lambdas and local
@@ -365,6 +366,8 @@ def write_frame(fd, parts):
     while bufs:
         batch = bufs[:_IOV_MAX]
         done = os.pwritev(fd, batch, offset)
+        if not done and any(batch):
+            raise OSError("memfd %d takes no more bytes" % fd)
         offset += done
         i = 0
         while i < len(batch) and done >= len(batch[i]):
