@@ -287,6 +287,12 @@ def raw_copy(dst: int, src: int, nbytes: int) -> None:
     ctypes.memmove(dst, src, nbytes)
 
 
+# copy_bytes(dst, data, n): copy the first n bytes of the bytes object *data* to
+# address dst.  memmove's c_void_p argument takes bytes as their payload's address,
+# so this is one foreign call (no bytes_address() + raw_copy() pair).
+copy_bytes: Callable[[int, bytes, int], int] = ctypes.memmove
+
+
 def bytes_address(data: bytes) -> int:
     """Address of the payload of the bytes object *data* (valid while it lives)."""
     # cast() converts its first argument with c_void_p.from_param, which takes

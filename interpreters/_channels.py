@@ -944,7 +944,7 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
         n = len(data)
         mem = _capi.raw_alloc(max(n, 1))
         if n:
-            _capi.raw_copy(mem, _capi.bytes_address(data), n)
+            _capi.copy_bytes(mem, data, n)
     else:
         mem = 0
     tb = None if nowait else (_local.tb or _thread_block())
@@ -1097,6 +1097,8 @@ def recv(cid: int, *, nowait: bool = False, default: Any = None,
                     P[o + B_WATCH] = 0
                 if T[base + WHEAD] and T[base + MAXSIZE]:
                     _fire_locked(R, base, EV_SEND)  # a queue has room again
+                if owned:
+                    R.free_locked(b)                # all we need of it is read
                 if T[base + STATE] == CLOSED:
                     _maybe_release_locked(R, base)
             elif until_no_senders and not _senders_attached_locked(R, base):
@@ -1146,9 +1148,7 @@ def _take(R: _Regions, b: int, kind: int, data: int, length: int, owned: int, lo
         else:
             obj = _map_buffer(R, data, length, token)
     finally:
-        if owned:
-            with _locked as R:
-                R.free_locked(b)
+        if owned:                             # recv() freed the block already
             if kind != K_BUFFER:
                 _capi.raw_free(data)
         else:
@@ -1380,7 +1380,7 @@ async def send_async(cid: int, obj: object, timeout: Optional[float] = None) -> 
         _close_fds(fds)
         raise
     if n:
-        _capi.raw_copy(mem, _capi.bytes_address(data), n)
+        _capi.copy_bytes(mem, data, n)
     try:
         with _locked as R:
             base = _use_locked(R, cid, SEND)
@@ -1677,15 +1677,23 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
     if timeout is not None:
         timeout = _check_timeout(timeout)
         deadline = time.monotonic() + timeout
-    kind, data, refs, fds = _encode(obj)
+    refs: Sequence[Tuple[int, int]]
+    fds: List[int]
+    if type(obj) is bytes:
+        kind, data, refs, fds = K_BYTES, obj, (), []
+    else:
+        kind, data, refs, fds = _encode(obj)
     n = len(data)
     mem = 0
+    R = _R or _regions()
     try:
-        mem = _capi.raw_alloc(max(n, 1))
+        mem = _capi.raw_alloc(n or 1)
         if n:
-            _capi.raw_copy(mem, _capi.bytes_address(data), n)
+            _capi.copy_bytes(mem, data, n)
         while True:
-            with _locked as R:
+            if not R.lock_try():
+                _capi.lock_wait(R.lock_addr)
+            try:
                 base = _use_locked(R, cid, SEND)
                 T, P = R.T, R.P
                 if pipe and not _receivers_attached_locked(R, base):
@@ -1694,21 +1702,32 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
                 if m < 0 or T[base + QLEN] < m:
                     for rcid, _ in refs:
                         _base_locked(R, rcid)        # a closed end cannot travel
-                    b = R.alloc_locked()
+                    b = R.alloc_locked()             # zeroed: NEXT, LOCK, TOKEN, WATCH 0
                     o = b * BW
-                    P[o + B_KIND], P[o + B_SENDER], P[o + B_STATE] = kind, _ME, PENDING
-                    P[o + B_DATA], P[o + B_LEN], P[o + B_OWNED] = mem, n, 1
+                    P[o + B_KIND] = kind
+                    P[o + B_DATA] = mem
+                    P[o + B_LEN] = n
+                    P[o + B_OWNED] = 1
+                    P[o + B_SENDER] = _ME
                     mem = 0                          # the message owns it now
                     fds = []
                     if refs:
                         _adjust_transit_locked(R, refs, +1)
-                    _append_locked(R, base, QHEAD, QTAIL, b)
+                    tail = T[base + QTAIL]
+                    if tail:
+                        P[tail * BW + B_NEXT] = b
+                    else:
+                        T[base + QHEAD] = b
+                    T[base + QTAIL] = b
                     T[base + QLEN] += 1
                     T[base + UNFINISHED] += 1
-                    _wake_one_locked(R, base)
+                    if T[base + RWHEAD]:
+                        _wake_one_locked(R, base)
                     if T[base + WHEAD]:
                         _fire_locked(R, base, EV_RECV)
                     return
+            finally:
+                R.lock_release()
             if not block:
                 raise _full_error(cid, None)
             left = None if timeout is None else deadline - time.monotonic()
@@ -1717,7 +1736,8 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
     finally:
         if mem:
             _capi.raw_free(mem)
-        _close_fds(fds)
+        if fds:
+            _close_fds(fds)
 
 
 def qget(cid: int, block: bool = True, timeout: Optional[float] = None,
@@ -2116,6 +2136,18 @@ def _watch_of(obj: object) -> Watch:
                     "objects, not %s" % t.__name__)
 
 
+def _select_items(objects: Sequence[_S]) -> Tuple[List[_S], List[Watch]]:
+    if isinstance(objects, (_ChannelEnd, Queue, Connection)):
+        # A RecvChannel is iterable: list() would receive from it (or wait forever).
+        raise TypeError("select() takes a sequence of channel ends, queues and "
+                        "connections, not a single %s" % type(objects).__name__)
+    objs = list(objects)
+    items = [_watch_of(o) for o in objs]
+    if not items:
+        raise ValueError("select() needs at least one channel end, queue or connection")
+    return objs, items
+
+
 def select(objects: Sequence[_S], timeout: Optional[float] = None) -> List[_S]:
     """Wait until at least one of *objects* is ready; return the ready ones, in order.
 
@@ -2127,19 +2159,13 @@ def select(objects: Sequence[_S], timeout: Optional[float] = None) -> List[_S]:
     another interpreter may take the item first, so use the *_nowait() calls
     (or a short timeout) on what it returns.  Ctrl-C raises KeyboardInterrupt.
     """
-    objs = list(objects)
-    items = [_watch_of(o) for o in objs]
-    if not items:
-        raise ValueError("select() needs at least one channel end, queue or connection")
+    objs, items = _select_items(objects)
     return [objs[i] for i in wait_ready(items, timeout)]
 
 
 async def select_async(objects: Sequence[_S], timeout: Optional[float] = None) -> List[_S]:
     """select() for coroutines: the event loop waits, never blocked."""
-    objs = list(objects)
-    items = [_watch_of(o) for o in objs]
-    if not items:
-        raise ValueError("select() needs at least one channel end, queue or connection")
+    objs, items = _select_items(objects)
     return [objs[i] for i in await wait_ready_async(items, timeout)]
 
 
