@@ -52,6 +52,8 @@ import sys
 import threading
 import types
 
+from . import _exc
+
 # Annotations are strings (postponed); typing is imported for the checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -218,6 +220,7 @@ class Pickler(pickle.Pickler):
     def __init__(self, file):
         super().__init__(file, PROTOCOL)
         self._globals_refs = {}
+        self.undo = []       # channel ends, queues, connections counted as in flight
 
     def reducer_override(self, obj):
         t = type(obj)
@@ -243,6 +246,14 @@ class Pickler(pickle.Pickler):
             return _make_proxy, (dict(obj),)
         if obj is _EMPTY:
             return _empty_marker, ()
+        in_flight = getattr(t, "_reduce_in_flight_", None)
+        if in_flight is not None:
+            # Channel ends, queues and connections: counted as in flight until the
+            # pickle is loaded, so closing them here right after cannot close them
+            # for the receiver (as for ends sent through a channel).
+            rv, undo = in_flight(obj)
+            self.undo.append(undo)
+            return rv
         return NotImplemented
 
     def _by_origin(self, obj):
@@ -312,7 +323,7 @@ class _Parts(list):
     bytearray's contents, say) is copied, so the list is a snapshot.  (Not a
     BytesIO: a memoryview of one, caught in a reference cycle, can crash CPython
     when the cycle is collected.)"""
-    __slots__ = ()
+    __slots__ = ("undo",)
 
     def write(self, data):
         if type(data) is not bytes:
@@ -321,11 +332,30 @@ class _Parts(list):
         return len(data)
 
 
-def dumps(obj):
-    """Pickle *obj* with Pickler; return the pickle as a list of bytes objects."""
+def dumps(obj, keep=True):
+    """Pickle *obj* with Pickler; return the pickle as a list of bytes objects.
+
+    Its ``undo`` lists what takes back the in-flight counts of the channel ends,
+    queues and connections inside, for a pickle that will never be loaded
+    (called here already when pickling fails, or when *keep* is false).
+    """
     parts = _Parts()
-    Pickler(parts).dump(obj)
+    p = Pickler(parts)
+    try:
+        p.dump(obj)
+    except BaseException:
+        undo_all(p.undo)
+        raise
+    if not keep:
+        undo_all(p.undo)
+        p.undo = []
+    parts.undo = p.undo
     return parts
+
+
+def undo_all(undo):
+    while undo:
+        undo.pop()()
 
 
 # Frames: an 8-byte little-endian length, then the body, written at offset 0 of a
@@ -507,7 +537,7 @@ def _locate(f: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]
     """Name the part of the call that cannot be pickled (called after a failure)."""
     def fails(obj: object) -> Optional[BaseException]:
         try:
-            _rt.dumps(obj)
+            _rt.dumps(obj, keep=False)
         except BaseException as exc:
             return exc
         return None
@@ -629,11 +659,22 @@ def _execute(interp: Interpreter, f: Callable[..., Any], payload: List[bytes]) -
     else:
         _local.fds = None          # in use: a signal handler calling call() makes its own
     big = False
+    undo = getattr(payload, "undo", None)    # in-flight counts of ends inside the payload
     try:
-        big = _rt.write_frame(fds.fin, payload) > _BIG_FRAME
-        del payload
-        _ensure_runtime(interp)
-        interp.run(fds.source)
+        reached = False
+        try:
+            big = _rt.write_frame(fds.fin, payload) > _BIG_FRAME
+            del payload
+            _ensure_runtime(interp)
+            reached = True
+            interp.run(fds.source)
+        except BaseException as exc:
+            # Busy, gone, or failed before the call was read there: the payload will
+            # never be loaded, so its ends are no longer in flight.  (A RunFailedError
+            # of the call itself means it was read there.)
+            if undo and not (reached and isinstance(exc, _exc.RunFailedError)):
+                _rt.undo_all(undo)
+            raise
         data = _rt.read_frame(fds.fout)
         big = big or len(data) > _BIG_FRAME
     finally:
@@ -849,10 +890,23 @@ def call_in_thread(interp: Interpreter, f: Callable[..., Any], /, *args: Any,
 
     The thread is not a daemon (like threading.Thread).  ``.result()`` returns
     the value; ``.join()`` re-raises the exception.  *f* and the arguments are
-    pickled in the new thread: a NotSendableError surfaces from join/result.
+    pickled here, before this returns (so a queue or a connection passed as an
+    argument may be closed right after); a NotSendableError surfaces from
+    join/result, like every other failure of the call.
     """
-    return CallThread(interp, call, (interp, f) + args, kwargs,
-                      "interp-%d-call-%s" % (interp.id, getattr(f, "__name__", "f")))
+    name = "interp-%d-call-%s" % (interp.id, getattr(f, "__name__", "f"))
+    if not callable(f):
+        return CallThread(interp, _raise, (TypeError("call() needs a callable, not %s"
+                                                     % type(f).__name__),), {}, name)
+    try:
+        payload = _pickle_call(interp, f, args, kwargs)
+    except NotSendableError as exc:
+        return CallThread(interp, _raise, (exc,), {}, name)
+    return CallThread(interp, _execute, (interp, f, payload), {}, name)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def run_in_thread(interp: Interpreter, src: str, /) -> CallThread:

@@ -68,6 +68,7 @@ blocking send; ``__del__`` only tries it.
 
 from __future__ import annotations
 
+import functools
 import io
 import marshal
 import numbers
@@ -1434,6 +1435,31 @@ async def send_async(cid: int, obj: object, timeout: Optional[float] = None) -> 
 
 # -- the channel ends ---------------------------------------------------------------------
 
+def _count_in_flight(refs: Sequence[Tuple[int, int]]) -> Callable[[], None]:
+    """Count *refs* as in flight (inside a pickle); return what takes that back.
+
+    Used by the call() transport (``_reduce_in_flight_``): while counted, closing
+    the ends here does not close the channel for the interpreter that will load
+    the pickle, exactly as for ends inside a channel message.
+    """
+    with _locked as R:
+        for cid, _ in refs:
+            _base_locked(R, cid)                   # a closed end cannot travel
+        _adjust_transit_locked(R, refs, +1)
+    return functools.partial(_uncount_in_flight, tuple(refs))
+
+
+def _uncount_in_flight(refs: Sequence[Tuple[int, int]]) -> None:
+    with _locked as R:
+        _adjust_transit_locked(R, refs, -1)
+
+
+def _end_in_flight(end: int, cid: int) -> _ChannelEnd:
+    """Unpickle an end counted by _count_in_flight()."""
+    cls: Type[_ChannelEnd] = (RecvChannel, SendChannel)[end]
+    return cls._received(cid)
+
+
 class _ChannelEnd:
     __slots__ = ("_id", "__weakref__")
     _id: int
@@ -1481,6 +1507,10 @@ class _ChannelEnd:
 
     def __reduce__(self) -> Tuple[Type[_ChannelEnd], Tuple[int]]:
         return (type(self), (self._id,))
+
+    def _reduce_in_flight_(self) -> Tuple[Tuple[Callable[[int, int], _ChannelEnd],
+                                                Tuple[int, int]], Callable[[], None]]:
+        return (_end_in_flight, (self._end, self._id)), _count_in_flight([(self._id, self._end)])
 
     def __repr__(self) -> str:
         return "%s(%d)" % (type(self).__name__, self._id)
@@ -1845,6 +1875,11 @@ class Queue:
     def __reduce__(self) -> Tuple[Callable[[int], Queue], Tuple[int]]:
         return (_queue_by_id, (self._id,))
 
+    def _reduce_in_flight_(self) -> Tuple[Tuple[Callable[[int], Queue], Tuple[int]],
+                                          Callable[[], None]]:
+        cid = self._cid()
+        return (_queue_in_flight, (cid,)), _count_in_flight([(cid, RECV), (cid, SEND)])
+
     def _spec(self) -> Tuple[str, int]:
         return ("q", self._cid())
 
@@ -1970,6 +2005,10 @@ def _queue_by_id(cid: int) -> Queue:
     return Queue._received(cid, received=False)
 
 
+def _queue_in_flight(cid: int) -> Queue:
+    return Queue._received(cid, received=True)
+
+
 class Connection:
     """One end of a Pipe(): send() and recv() like multiprocessing's Connection.
 
@@ -1977,8 +2016,9 @@ class Connection:
     pipe is buffered); it raises BrokenPipeError once the other end is closed.
     recv() waits; it raises EOFError once the other end is closed and nothing
     is left.  A connection belongs to one interpreter at a time: send it to
-    another one (through a channel, a queue or call() arguments), then close
-    it here.
+    another one (through a channel, a queue or call()/call_in_thread()
+    arguments), then close it here (at once: it counts as in flight until
+    the other interpreter has it).
     """
 
     __slots__ = ("_rid", "_sid", "_closed", "__weakref__")
@@ -2010,6 +2050,13 @@ class Connection:
         if self._closed:
             raise ValueError("%r is closed: a closed connection cannot be sent" % self)
         return (_connection_by_id, (self._rid, self._sid))
+
+    def _reduce_in_flight_(self) -> Tuple[Tuple[Callable[[int, int], Connection],
+                                                Tuple[int, int]], Callable[[], None]]:
+        if self._closed:
+            raise ValueError("%r is closed: a closed connection cannot be sent" % self)
+        refs = [(c, e) for c, e in ((self._rid, RECV), (self._sid, SEND)) if c]
+        return (_connection_in_flight, (self._rid, self._sid)), _count_in_flight(refs)
 
     def __del__(self) -> None:
         try:
@@ -2094,6 +2141,10 @@ class Connection:
 
 def _connection_by_id(rid: int, sid: int) -> Connection:
     return Connection._received(rid, sid, received=False)
+
+
+def _connection_in_flight(rid: int, sid: int) -> Connection:
+    return Connection._received(rid, sid, received=True)
 
 
 def Pipe(duplex: bool = True) -> Tuple[Connection, Connection]:
@@ -2204,6 +2255,7 @@ def _after_fork_in_child() -> None:
     _exports.clear()
     _pending_closes.clear()
     _pending_frees.clear()
+    _wakers.clear()          # their watchers were in the parent's arena
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

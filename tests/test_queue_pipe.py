@@ -737,8 +737,7 @@ class TestPipeAcrossInterpreters:
                     report.send(("eof after", n))
                     return n
                 n += 1
-        # call_in_thread() pickles its arguments in the new thread, so a connection
-        # passed that way could be closed here first: hand it over in a queue.
+        # Handed over inside a queue (call() arguments work too: tests/test_in_flight.py).
         carrier = Queue()
         carrier.put((b, wr))
         t = interp.call_in_thread(serve, carrier)
