@@ -265,3 +265,28 @@ def test_exit_waits_for_a_call_whose_await_was_cancelled():
         print("leaving", flush=True)
     """)
     assert out == "timed out\nleaving\ncall finished\n", (out, err)
+
+
+
+@pytest.mark.skipif(__import__("sys").version_info < (3, 12),
+                    reason="isolated (own-GIL) interpreters need CPython 3.12+")
+def test_call_and_call_async_in_isolated_interpreters():
+    # Own-GIL variant: call() and call_async() need nothing of this package inside
+    # the interpreter (stdlib-only runtime), so they work on 3.12 too.  (Functions
+    # of this test module would import it, and with it this package, there: on
+    # 3.12 that fails, so the calls use stdlib functions.)
+    import math
+    pair = [interpreters.create(isolated=True) for _ in range(2)]
+    try:
+        assert pair[0].call(math.factorial, 30) == math.factorial(30)
+
+        async def main():
+            return await asyncio.gather(*(i.call_async(math.factorial, 3000) for i in pair))
+
+        assert asyncio.run(main()) == [math.factorial(3000)] * 2
+        with pytest.raises(ZeroDivisionError):
+            asyncio.run(pair[1].call_async(operator.truediv, 1, 0))
+    finally:
+        for i in pair:
+            wait_idle(i)
+            i.destroy()
