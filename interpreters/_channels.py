@@ -463,6 +463,19 @@ def _append_locked(R: _Regions, base: int, head_w: int, tail_w: int, block: int)
     T[base + tail_w] = block
 
 
+def _enqueue_locked(R: _Regions, base: int, b: int, refs: Sequence[Tuple[int, int]]) -> None:
+    """Queue message block *b*: its ends count as in flight; wake a receiver, watchers."""
+    T = R.T
+    if refs:
+        _adjust_transit_locked(R, refs, +1)
+    _append_locked(R, base, QHEAD, QTAIL, b)
+    T[base + QLEN] += 1
+    if T[base + RWHEAD]:
+        _wake_one_locked(R, base)
+    if T[base + WHEAD]:
+        _fire_locked(R, base, EV_RECV)
+
+
 # -- watchers (lock held) ------------------------------------------------------------------
 
 def _fire_watcher_locked(P: memoryview, w: int, value: int = FIRED) -> None:
@@ -984,13 +997,7 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
             P[o + B_OWNED] = 1 if nowait else 0
             if nowait:
                 P[o + B_LOCK] = 0
-            if refs:
-                _adjust_transit_locked(R, refs, +1)
-            _append_locked(R, base, QHEAD, QTAIL, b)
-            T[base + QLEN] += 1
-            _wake_one_locked(R, base)
-            if T[base + WHEAD]:
-                _fire_locked(R, base, EV_RECV)
+            _enqueue_locked(R, base, b, refs)
         finally:
             R.lock_release()
     except BaseException:
@@ -1045,26 +1052,25 @@ class _NoSenders(Exception):
     """recv(until_no_senders=True) found nothing queued and no sender left."""
 
 
-def _senders_attached_locked(R: _Regions, base: int) -> bool:
-    """Whether any interpreter could still send: holds or used the send end, not closed."""
-    if R.T[base + TRANSIT_S]:
+def _attached_locked(R: _Regions, base: int, end: int) -> bool:
+    """Whether any interpreter could still use *end*: holds it or used it and did not
+    close it, or it is in flight (inside a message or a call() pickle)."""
+    if R.T[base + _TRANSIT[end]]:
         return True
     P = R.P
+    mask, closed = _HANDLE[end] | _ASSOC[end], _CLOSEDF[end]
     for _, pos in _all_flags_locked(R, base):
-        if P[pos] & (HANDLE_S | ASSOC_S) and not P[pos] & CLOSED_S:
+        if P[pos] & mask and not P[pos] & closed:
             return True
     return False
+
+
+def _senders_attached_locked(R: _Regions, base: int) -> bool:
+    return _attached_locked(R, base, SEND)
 
 
 def _receivers_attached_locked(R: _Regions, base: int) -> bool:
-    """Whether any interpreter could still receive (see _senders_attached_locked)."""
-    if R.T[base + TRANSIT_R]:
-        return True
-    P = R.P
-    for _, pos in _all_flags_locked(R, base):
-        if P[pos] & (HANDLE_R | ASSOC_R) and not P[pos] & CLOSED_R:
-            return True
-    return False
+    return _attached_locked(R, base, RECV)
 
 
 def recv(cid: int, *, nowait: bool = False, default: Any = None,
@@ -1400,13 +1406,7 @@ async def send_async(cid: int, obj: object, timeout: Optional[float] = None) -> 
             P[o + B_KIND], P[o + B_SENDER], P[o + B_STATE] = kind, _ME, PENDING
             P[o + B_DATA], P[o + B_LEN], P[o + B_OWNED], P[o + B_WATCH] = mem, n, 1, w
             mem = 0                               # the message owns it now
-            if refs:
-                _adjust_transit_locked(R, refs, +1)
-            _append_locked(R, base, QHEAD, QTAIL, b)
-            T[base + QLEN] += 1
-            _wake_one_locked(R, base)
-            if T[base + WHEAD]:
-                _fire_locked(R, base, EV_RECV)
+            _enqueue_locked(R, base, b, refs)
     except BaseException:
         if mem:                                   # not queued
             _capi.raw_free(mem)
@@ -1741,20 +1741,8 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
                     P[o + B_SENDER] = _ME
                     mem = 0                          # the message owns it now
                     fds = []
-                    if refs:
-                        _adjust_transit_locked(R, refs, +1)
-                    tail = T[base + QTAIL]
-                    if tail:
-                        P[tail * BW + B_NEXT] = b
-                    else:
-                        T[base + QHEAD] = b
-                    T[base + QTAIL] = b
-                    T[base + QLEN] += 1
                     T[base + UNFINISHED] += 1
-                    if T[base + RWHEAD]:
-                        _wake_one_locked(R, base)
-                    if T[base + WHEAD]:
-                        _fire_locked(R, base, EV_RECV)
+                    _enqueue_locked(R, base, b, refs)
                     return
             finally:
                 R.lock_release()
