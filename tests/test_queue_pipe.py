@@ -887,7 +887,7 @@ sys.setswitchinterval(1e-6)
 signal.signal(signal.SIGALRM, lambda *a: None)      # signals keep arriving in the main thread
 signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
 
-N = 800                   # items per producer thread
+N = 300                   # items per producer thread (1,800 in all)
 q = interpreters.Queue(maxsize=4)
 stop_gc = threading.Event()
 
