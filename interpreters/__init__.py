@@ -166,6 +166,11 @@ class Interpreter:
         state) persists between calls.  If *channels* is given, it maps names
         to channel ends, which are bound in ``__main__`` before the code runs.
 
+        Ctrl-C while the main thread runs code in a shared-GIL interpreter raises
+        KeyboardInterrupt in that code at its next bytecode, then here (with
+        Python's default SIGINT handler; on 3.9-3.12 not for code that never
+        releases the GIL, a CPython bug).
+
         Raises:
             TypeError: *source_str* is not a str.
             ValueError: a value in *channels* is not a RecvChannel/SendChannel.

@@ -699,13 +699,12 @@ def call(interp: Interpreter, f: Callable[..., _T], /, *args: Any, **kwargs: Any
     pickled by reference (from ``__main__``, a REPL, lambdas, local functions)
     travel by value (see the module docstring).
 
-    Ctrl-C does not interrupt *f*: CPython runs Python signal handlers only in
-    the main interpreter, so a SIGINT that arrives during the call is held until
-    *f* returns (or raises), and KeyboardInterrupt is then raised in the calling
-    thread instead of returning the result (if *f* raised, its exception may
-    come first, and the KeyboardInterrupt right after it).  A call that never
-    returns cannot be interrupted: wait on call_in_thread() or call_async()
-    instead, whose waits Ctrl-C does cut short.
+    Ctrl-C in the main thread (default SIGINT handler) makes *f* raise
+    KeyboardInterrupt at its next bytecode (a blocking C call finishes first),
+    and KeyboardInterrupt is raised here (see run()).  Not for isolated
+    interpreters, nor on 3.9-3.12 for code that never releases the GIL: there it
+    waits for *f* to return.  The waits of call_in_thread() and call_async() are
+    cut short by Ctrl-C in every case.
 
     Raises:
         NotSendableError (a TypeError and a pickle.PicklingError): *f* or an

@@ -118,6 +118,9 @@ _PROTOTYPES = (
     _P("_decref", None, None, symbol="Py_DecRef"),
     # void PyThreadState_Clear(PyThreadState *)   -- only inside _cross(CLEAR)
     _P("_tstate_clear", None, None, symbol="PyThreadState_Clear"),
+    # int PyThreadState_SetAsyncExc(unsigned long id, PyObject *exc)   -- only inside
+    #   _cross(ASYNC_EXC): acts on the threads of the *current* interpreter
+    _P("_set_async_exc", None, None, symbol="PyThreadState_SetAsyncExc"),
     # PyThreadState *PyThreadState_Get(void)
     _P("PyThreadState_Get", c_void_p, ()),
     # PyThreadState *PyThreadState_New(PyInterpreterState *)
@@ -477,6 +480,7 @@ def main_dict_set(key: str, value: int) -> None:
 
 NEW, BOOT, RUN, PIN, UNPIN, CLEAR, END = "new", "boot", "run", "pin", "unpin", "clear", "end"
 NEW_ISOLATED = "new_isolated"
+ASYNC_EXC = "async_exc"
 
 # 3.11+: operator.call makes zero allocations (DESIGN.md fact 3).  3.8-3.10 have no
 # operator.call; partial.__call__ allocates transient argument tuples, which is
@@ -536,6 +540,12 @@ def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
            probe and its name alive from outside the sub's namespace.
     CLEAR: [Swap(sub), PyThreadState_Clear(sub), Swap(back)]; the caller then
            deletes the (no longer current) tstate.
+    ASYNC_EXC: [Swap(sub), PyThreadState_SetAsyncExc(ident, exc), Swap(back)] with
+           *calls* = (ident, exc): make the thread *ident*, running in that
+           (shared-GIL) sub, raise *exc* (KeyboardInterrupt, a static type shared by
+           every interpreter) at its next bytecode, or cancel that (exc None).
+           *sub_tstate* is the calling thread's own tstate in the sub; the GIL is
+           held throughout, so the target thread is stopped meanwhile.
     END:   [Swap(sub), Py_EndInterpreter(sub), Swap(back)] on glibc ucontexts
            entered by one swapcontext() call: Py_EndInterpreter leaves no
            current thread state, which no ctypes call may return into.
@@ -576,6 +586,10 @@ def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
         return None
     if op == CLEAR:
         inside(functools.partial(C._tstate_clear, ptr_arg(sub_tstate)))
+        return None
+    if op == ASYNC_EXC:
+        ident, exc = calls
+        inside(functools.partial(C._set_async_exc, ctypes.c_ulong(ident), c_void_p(exc)))
         return None
     if op == END:
         _end_on_ucontexts(sub_tstate, back)
@@ -769,6 +783,13 @@ def pin(sub_tstate: int, addrs: Sequence[int]) -> None:
 
 def unpin(sub_tstate: int, addrs: Sequence[int]) -> None:
     _cross(UNPIN, sub_tstate, addrs)
+
+
+def keyboard_interrupt_at(sub_tstate: int, ident: int, cancel: bool = False) -> None:
+    """Make thread *ident*, running in the shared-GIL sub of *sub_tstate* (the calling
+    thread's own tstate there), raise KeyboardInterrupt; or cancel a pending one."""
+    exc = None if cancel else c_void_p.in_dll(ctypes.pythonapi, "PyExc_KeyboardInterrupt").value
+    _cross(ASYNC_EXC, sub_tstate, (ident, exc))
 
 
 def delete_tstate(tstate: int) -> None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     # run()'s per-(interpreter, thread) fast path: slot, slot's first word, ID1, GEN,
     # BUSY try/release, io entry, prebuilt RUN calls, the tstate to swap back to.
     FastState = Tuple[int, int, int, int, Callable[[], int], Callable[[], None], IOEntry,
-                      RunCalls, int]
+                      RunCalls, int, bool]
 
 PYVER = sys.version_info[:2]
 IO_SIZE = 1 << 16
@@ -302,6 +302,144 @@ def _crossing_for(slot: int, id1: int) -> RunCalls:
     return _capi.run_calls(ts, words[_sub.PROBE], words[_sub.PROBE_NAME], back)
 
 
+_MAIN_THREAD = threading.main_thread().ident
+
+
+def _tstate_of(slot: int, ident: int) -> int:
+    """This thread's tstate in the interpreter of *slot* (made and recorded if new)."""
+    with _A:
+        for tid, t in _A.tstates_locked(slot):
+            if tid == ident:
+                return t
+        ts = _capi.new_tstate(_A.word(slot, _arena.INTERP))
+        if not ts:
+            raise MemoryError("cannot create a thread state for slot %d" % slot)
+        _A.add_tstate_locked(slot, ident, ts)
+        return ts
+
+
+class _CtrlC:
+    """Ctrl-C while the main thread runs code in a shared-GIL subinterpreter.
+
+    CPython runs Python signal handlers only in the main interpreter, so a SIGINT
+    would wait for the code to end.  Instead, the signal module's wake-up fd is a
+    pipe read by a watchdog thread (installed on the first such run; every 64th
+    run puts it back if other code replaced it, and whatever fd it replaced keeps
+    getting every byte, passed on by the watchdog).  On SIGINT, while the main
+    thread is inside a sub (``target``), the watchdog makes the main thread raise
+    KeyboardInterrupt *there* (_capi.keyboard_interrupt_at, under the GIL).  When
+    the main thread leaves, it raises KeyboardInterrupt here, and a KeyboardInterrupt
+    sent in too late is cancelled (at leave(), or at the next enter()/settle() if
+    the watchdog was still on its way).  Only with the default SIGINT handler.
+    """
+
+    def __init__(self) -> None:
+        import _signal  # type: ignore[import-not-found]
+        self.signal: Any = _signal
+        self.default = _signal.default_int_handler
+        self.rfd, self.wfd = os.pipe()
+        os.set_blocking(self.wfd, False)
+        self.target: Optional[int] = None      # slot the main thread is running in
+        self.injected: Optional[int] = None    # slot a KeyboardInterrupt was sent into
+        self.chain = -1                        # the wake-up fd ours replaced
+        self.runs = 0
+        threading.Thread(target=self._watch, name="interpreters-ctrl-c", daemon=True).start()
+
+    def _install(self) -> bool:
+        try:
+            old = self.signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            return False
+        if old != self.wfd:
+            self.chain = old
+        return True
+
+    def enter(self, slot: int) -> bool:
+        if self.injected is not None:
+            self.settle()
+        if self.signal.getsignal(2) is not self.default:       # SIGINT: someone else's
+            return False
+        self.runs += 1
+        if self.runs & 63 == 1 and not self._install():
+            return False
+        self.target = slot
+        return True
+
+    def leave(self) -> bool:
+        """The main thread left the sub; True if a KeyboardInterrupt was sent in.
+
+        Safe to call again if KeyboardInterrupt cut it short.
+        """
+        self.target = None
+        if self.injected is None:
+            return False
+        self.settle()
+        return True
+
+    def settle(self) -> None:
+        """Cancel a KeyboardInterrupt sent in (a no-op if it was delivered there)."""
+        slot = self.injected
+        if slot is not None:
+            _capi.keyboard_interrupt_at(_tstate_of(slot, threading.get_ident()),
+                                        _MAIN_THREAD or 0, cancel=True)
+            self.injected = None
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                data = os.read(self.rfd, 512)
+            except OSError:
+                return
+            chain = self.chain
+            if chain >= 0:
+                try:
+                    os.write(chain, data)
+                except OSError:
+                    pass
+            slot = self.target
+            if 2 not in data or slot is None:              # SIGINT, main thread inside
+                continue
+            try:
+                _capi.keyboard_interrupt_at(_tstate_of(slot, threading.get_ident()),
+                                            _MAIN_THREAD or 0)
+                self.injected = slot
+            except Exception:
+                pass
+
+
+_ctrl_c: Optional[_CtrlC] = None
+
+
+def _run_interruptible(slot: int, iid: int, calls: RunCalls) -> None:
+    """run_prebuilt(calls) from the main thread, with Ctrl-C reaching the sub."""
+    global _ctrl_c
+    cc = _ctrl_c
+    if cc is None:
+        cc = _ctrl_c = _CtrlC()
+    if not cc.enter(slot):
+        _capi.run_prebuilt(calls)
+        return
+    try:
+        _capi.run_prebuilt(calls)
+    finally:
+        # The main interpreter's SIGINT handler may raise at any bytecode from here
+        # on, also inside leave(): retry it until it has run to its end.
+        interrupted = False
+        while True:
+            try:
+                if cc.leave():
+                    interrupted = True
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+        if interrupted:
+            # Ctrl-C: raise it here and now, whatever the code there made of it (on
+            # 3.9-3.11 the main interpreter's handler would otherwise run a few
+            # bytecodes late, in the caller's code).
+            _capi.check_signals()
+            raise KeyboardInterrupt
+
+
 def _flush_std() -> None:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
@@ -329,7 +467,7 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
     fast = _fast.get((iid, threading.get_ident()))
     if fast is None:
         return _run_slow(iid, data, extra)
-    slot, base, id1, gen, busy_try, busy_release, entry, calls, back = fast
+    slot, base, id1, gen, busy_try, busy_release, entry, calls, back, ctrl_c = fast
     if not busy_try():
         raise _exc.InterpreterError("interpreter %d is already running" % iid)
     try:
@@ -349,7 +487,10 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
             words[_sub.OP] = _sub.RUN
             words[_sub.STATUS] = _sub.PENDING
             _flush_std()
-            _capi.run_prebuilt(calls)
+            if ctrl_c:
+                _run_interruptible(slot, iid, calls)
+            else:
+                _capi.run_prebuilt(calls)
             status = words[_sub.STATUS]
             if status == _sub.FAILED:
                 info = _read_failure(slot, id1)
@@ -405,11 +546,16 @@ def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
         calls = _crossing_for(slot, id1)
         gen = _A.word(slot, _arena.GEN)
         entry = _io_for(slot, id1)
+        ctrl_c = (_IS_MAIN and threading.get_ident() == _MAIN_THREAD
+                  and not _A.word(slot, _arena.FLAGS) & 1)
         _fast[(iid, threading.get_ident())] = (
             slot, slot * _arena.ISLOT_WORDS, id1, gen, ops[0], ops[1], entry, calls,
-            _capi.current_tstate())
+            _capi.current_tstate(), ctrl_c)
         _flush_std()
-        _capi.run_prebuilt(calls)
+        if ctrl_c:
+            _run_interruptible(slot, iid, calls)
+        else:
+            _capi.run_prebuilt(calls)
         status = words[_sub.STATUS]
         if status == _sub.FAILED:
             info = _read_failure(slot, id1)
@@ -485,6 +631,8 @@ def destroy(iid: int, *, at_exit: bool = False) -> bool:
         if _A.word(slot, _arena.INTERP) == _capi.current_interp():
             raise _exc.InterpreterError(
                 "cannot destroy interpreter %d from inside itself" % iid)
+        if _ctrl_c is not None and _ctrl_c.injected == slot:
+            _ctrl_c.settle()       # a Ctrl-C sent in too late must not fire in teardown
         head = _drop_extra_tstates(slot)
         others = _foreign_threads(slot)
         if others and at_exit:

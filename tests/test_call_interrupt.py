@@ -5,7 +5,9 @@ process while the main thread waits for a call that cannot end by itself (it
 blocks reading a pipe until the test writes to it).  Waiting on a handle, a
 future or an await is cut short by KeyboardInterrupt; the call goes on, and once
 released it finishes, the interpreter is usable again and is destroyed cleanly.
-A plain call() runs in the main thread itself: there Ctrl-C waits for the call.
+A plain call() or run() runs in the main thread itself: there Ctrl-C raises
+KeyboardInterrupt inside the other interpreter (at its next bytecode, so a blocking
+C call such as time.sleep() finishes first), then here.
 """
 
 import os
@@ -155,10 +157,10 @@ print("ok")
 
 
 def test_sigint_during_plain_call_waits_for_the_call():
-    # call() runs f in the calling (main) thread, inside the other interpreter,
-    # where CPython runs no Python signal handler: Ctrl-C is held until f returns,
-    # then KeyboardInterrupt is raised in the main interpreter instead of returning
-    # the result.  Same on 3.8-3.13.
+    # call() runs f in the calling (main) thread, inside the other interpreter.
+    # Ctrl-C makes f raise KeyboardInterrupt at its next bytecode: a C call that
+    # blocks (time.sleep here) finishes first.  Then KeyboardInterrupt is raised
+    # here instead of returning the result.  Same on 3.8-3.13.
     run_child("""
 interp = interpreters.create()
 t0 = time.monotonic()
@@ -180,18 +182,20 @@ print("ok")
 
 
 def test_sigint_during_plain_call_that_raises():
-    # If f raises too, both arrive, in an order that depends on the version: the
-    # KeyboardInterrupt instead of the call's exception (3.8, 3.12, 3.13 here), or the
-    # call's exception first and the KeyboardInterrupt a few bytecodes later, for
-    # instance inside the except clause handling it (3.9-3.11).  Never lost.
+    # f is interrupted right after its blocking C call, before it raises: the
+    # caller gets KeyboardInterrupt (older orders, the ValueError first and the
+    # KeyboardInterrupt a few bytecodes later, are still accepted).  Never lost.
     run_child("""
 interp = interpreters.create()
 seen = []
+def late():        # (not exec() of a string: CPython makes a process whose exec'd
+    time.sleep(1.0)     # string raised KeyboardInterrupt exit with status 130)
+    raise ValueError('late')
 interrupt_soon()
 t0 = time.monotonic()
 try:
     try:
-        interp.call(exec, "import time; time.sleep(1.0); raise ValueError('late')")
+        interp.call(late)
     except ValueError:
         seen.append("ValueError")
         for _ in range(100):
@@ -234,3 +238,97 @@ def test_call_thread_timeouts(pipe):
     assert h.result(timeout=30) == b"x"
     assert h.exception() is None and not h.is_alive() and "done" in repr(h)
     interp.destroy()
+
+
+# ---------------------------------------------------------------------------------
+# Ctrl-C reaches Python code running in a subinterpreter from the main thread
+
+def test_sigint_interrupts_python_code_in_run_and_call():
+    # The code loops in Python (with short sleeps, so it also runs on 3.9-3.12 where
+    # a CPU-bound sub starves main-interpreter threads): Ctrl-C raises
+    # KeyboardInterrupt there, run()/call() raise KeyboardInterrupt here, promptly,
+    # and the interpreter is usable right after, with nothing left pending.
+    run_child("""
+interp = interpreters.create()
+def loop_forever():    # (not exec() of a string: CPython makes a process whose exec'd
+    while True:        # string raised KeyboardInterrupt exit with status 130)
+        time.sleep(0.01)
+for how in ("run", "call"):
+    interrupt_soon()
+    t0 = time.monotonic()
+    try:
+        if how == "run":
+            interp.run("import time\\nwhile True: time.sleep(0.01)")
+        else:
+            interp.call(loop_forever)
+    except KeyboardInterrupt:
+        report(t0, how)
+    assert not interp.is_running()
+for _ in range(200):               # no KeyboardInterrupt left pending for later runs
+    interp.run("x = 1")
+assert interp.call(pow, 2, 5) == 32
+interp.destroy()
+assert interpreters.list_all() == [interpreters.get_main()]
+print("ok")
+""", ["run interrupted", "call interrupted", "ok"])
+
+
+@pytest.mark.skipif((3, 9) <= PYVER <= (3, 12),
+                    reason="CPython 3.9-3.12: a CPU-bound thread in a subinterpreter never "
+                    "yields the shared GIL to a main-interpreter thread (C module hangs too)")
+def test_sigint_interrupts_a_cpu_bound_loop():
+    run_child("""
+interp = interpreters.create()
+def spin():
+    while True:
+        pass
+interrupt_soon()
+t0 = time.monotonic()
+try:
+    interp.call(spin)
+except KeyboardInterrupt:
+    report(t0, "spin")
+assert interp.call(pow, 2, 5) == 32
+interp.destroy()
+print("ok")
+""", ["spin interrupted", "ok"])
+
+
+def test_sigint_with_a_handler_of_ones_own_is_left_to_it():
+    # A SIGINT handler other than the default one is not bypassed: the code in the
+    # subinterpreter is not interrupted, and the handler runs once run() returns.
+    run_child("""
+seen = []
+signal.signal(signal.SIGINT, lambda *a: seen.append("handler"))
+interp = interpreters.create()
+interrupt_soon()
+t0 = time.monotonic()
+interp.run("import time\\nfor _ in range(60): time.sleep(0.01)")
+assert time.monotonic() - t0 >= 0.55
+for _ in range(100):
+    if seen:
+        break
+    time.sleep(0.01)
+print(seen)
+interp.destroy()
+""", ["['handler']"])
+
+
+def test_sigint_wakeup_fd_of_ones_own_still_gets_the_signal():
+    # Once the main thread has run code in a subinterpreter, the package's pipe is
+    # the signal wake-up fd; what arrives is passed on to the one set before.
+    run_child("""
+mine_r, mine_w = os.pipe()
+os.set_blocking(mine_w, False)
+signal.set_wakeup_fd(mine_w)
+interp = interpreters.create()
+interrupt_soon()
+try:
+    interp.run("import time\\nwhile True: time.sleep(0.01)")
+except KeyboardInterrupt:
+    print("interrupted")
+import select
+ready, _, _ = select.select([mine_r], [], [], 10)   # passed on by the watchdog thread
+print(bool(ready) and signal.SIGINT in os.read(mine_r, 100))
+interp.destroy()
+""", ["interrupted", "True"])
