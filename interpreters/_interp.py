@@ -329,13 +329,14 @@ class _CtrlC:
     thread is inside a sub (``target``), the watchdog makes the main thread raise
     KeyboardInterrupt *there* (_capi.keyboard_interrupt_at, under the GIL).  When
     the main thread leaves, it raises KeyboardInterrupt here, and a KeyboardInterrupt
-    sent in too late is cancelled (at leave(), or at the next enter()/settle() if
-    the watchdog was still on its way).  Only with the default SIGINT handler.
+    sent in too late is cancelled (then, or at the next run or destroy() if the
+    watchdog was still on its way).  Only with the default SIGINT handler.
     """
 
     def __init__(self) -> None:
         import _signal  # type: ignore[import-not-found]
         self.signal: Any = _signal
+        self.getsignal: Callable[[int], Any] = _signal.getsignal
         self.default = _signal.default_int_handler
         self.rfd, self.wfd = os.pipe()
         os.set_blocking(self.wfd, False)
@@ -357,23 +358,11 @@ class _CtrlC:
     def enter(self, slot: int) -> bool:
         if self.injected is not None:
             self.settle()
-        if self.signal.getsignal(2) is not self.default:       # SIGINT: someone else's
+        if self.getsignal(2) is not self.default:             # SIGINT: someone else's
             return False
-        self.runs += 1
         if self.runs & 63 == 1 and not self._install():
             return False
         self.target = slot
-        return True
-
-    def leave(self) -> bool:
-        """The main thread left the sub; True if a KeyboardInterrupt was sent in.
-
-        Safe to call again if KeyboardInterrupt cut it short.
-        """
-        self.target = None
-        if self.injected is None:
-            return False
-        self.settle()
         return True
 
     def settle(self) -> None:
@@ -411,24 +400,37 @@ _ctrl_c: Optional[_CtrlC] = None
 
 
 def _run_interruptible(slot: int, iid: int, calls: RunCalls) -> None:
-    """run_prebuilt(calls) from the main thread, with Ctrl-C reaching the sub."""
+    """run_prebuilt(calls) from the main thread, with Ctrl-C reaching the sub.
+
+    enter() and the leaving are inlined for the common case (run()'s hot path).
+    """
     global _ctrl_c
     cc = _ctrl_c
     if cc is None:
         cc = _ctrl_c = _CtrlC()
-    if not cc.enter(slot):
+    cc.runs += 1
+    if cc.injected is not None or cc.runs & 63 == 1:
+        entered = cc.enter(slot)                  # settle, reinstall, checks
+    elif cc.getsignal(2) is not cc.default:       # SIGINT: someone else's handler
+        entered = False
+    else:
+        cc.target = slot
+        entered = True
+    if not entered:
         _capi.run_prebuilt(calls)
         return
     try:
         _capi.run_prebuilt(calls)
     finally:
         # The main interpreter's SIGINT handler may raise at any bytecode from here
-        # on, also inside leave(): retry it until it has run to its end.
+        # on, also in this cleanup: retry it until it has run to its end.
         interrupted = False
         while True:
             try:
-                if cc.leave():
+                cc.target = None
+                if cc.injected is not None:
                     interrupted = True
+                    cc.settle()
                 break
             except KeyboardInterrupt:
                 interrupted = True
