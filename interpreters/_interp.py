@@ -794,12 +794,27 @@ def _install_subprocess_guard() -> None:
 def _after_fork_in_child() -> None:
     # The child has no subinterpreter (fork is refused while any exists) and must
     # not share the parent's arena: start a fresh one.
-    global _A, _arena_obj
+    global _A, _arena_obj, _ctrl_c
     _io.clear()
     _slot_cache.clear()
     _fast.clear()
     _busy_ops.clear()
     _arena_obj = _A = _arena.attach()
+    cc, _ctrl_c = _ctrl_c, None
+    if cc is not None:
+        # The Ctrl-C pipe is shared with the parent, whose watchdog reads it; the
+        # child has no watchdog: give it back the wake-up fd ours replaced.
+        try:
+            prev = cc.signal.set_wakeup_fd(cc.chain)
+            if prev != cc.wfd:                 # not ours any more: put it back
+                cc.signal.set_wakeup_fd(prev)
+        except (ValueError, OSError):
+            pass
+        for fd in (cc.rfd, cc.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 if _IS_MAIN:

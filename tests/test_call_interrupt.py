@@ -332,3 +332,29 @@ ready, _, _ = select.select([mine_r], [], [], 10)   # passed on by the watchdog 
 print(bool(ready) and signal.SIGINT in os.read(mine_r, 100))
 interp.destroy()
 """, ["interrupted", "True"])
+
+
+def test_forked_child_gets_its_wakeup_fd_back_and_its_own_ctrl_c():
+    # The Ctrl-C pipe belongs to the parent (its watchdog reads it): a child forked
+    # after a main-thread run() has the previous wake-up fd again, and Ctrl-C there
+    # works as usual, with and without new subinterpreters.
+    run_child("""
+i = interpreters.create(); i.run("pass"); i.destroy()
+pid = os.fork()
+if pid == 0:
+    try:
+        assert signal.set_wakeup_fd(-1) == -1
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass
+        else:
+            os._exit(3)
+        j = interpreters.create(); j.run("x = 1"); j.destroy()
+    except BaseException:
+        os._exit(4)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
+""", ["0"])
