@@ -286,13 +286,9 @@ def raw_string_at(addr: int, nbytes: int) -> bytes:
     return ctypes.string_at(addr, nbytes)
 
 
-def raw_copy(dst: int, src: int, nbytes: int) -> None:
-    ctypes.memmove(dst, src, nbytes)
-
-
 # copy_bytes(dst, data, n): copy the first n bytes of the bytes object *data* to
 # address dst.  memmove's c_void_p argument takes bytes as their payload's address,
-# so this is one foreign call (no bytes_address() + raw_copy() pair).
+# so this is one foreign call (no bytes_address() + memmove pair).
 copy_bytes: Callable[[int, bytes, int], int] = ctypes.memmove
 
 

@@ -1771,13 +1771,16 @@ def qget(cid: int, block: bool = True, timeout: Optional[float] = None,
                 raise _empty_error(cid, None)
             return obj
         return recv(cid, timeout=timeout, until_no_senders=pipe)
-    except TimeoutError:
-        if pipe:
-            raise
-        raise _empty_error(cid, timeout) from None
-    except _NoSenders:
-        raise EOFError("connection %d: the other end is closed and nothing is left" % cid
-                       ) from None
+    except (TimeoutError, _NoSenders) as exc:
+        raise _get_error(exc, cid, timeout, pipe) from None
+
+
+def _get_error(exc: BaseException, cid: int, timeout: Optional[float], pipe: bool
+               ) -> BaseException:
+    """What a queue or pipe get raises for a recv() timeout or _NoSenders."""
+    if isinstance(exc, _NoSenders):
+        return EOFError("connection %d: the other end is closed and nothing is left" % cid)
+    return exc if pipe else _empty_error(cid, timeout)
 
 
 async def qput_async(cid: int, obj: object, timeout: Optional[float] = None,
@@ -1798,13 +1801,8 @@ async def qput_async(cid: int, obj: object, timeout: Optional[float] = None,
 async def qget_async(cid: int, timeout: Optional[float] = None, pipe: bool = False) -> Any:
     try:
         return await recv_async(cid, timeout, eof=pipe)
-    except TimeoutError:
-        if pipe:
-            raise
-        raise _empty_error(cid, timeout) from None
-    except _NoSenders:
-        raise EOFError("connection %d: the other end is closed and nothing is left" % cid
-                       ) from None
+    except (TimeoutError, _NoSenders) as exc:
+        raise _get_error(exc, cid, timeout, pipe) from None
 
 
 def _close_ends_soon(pairs: Sequence[Tuple[int, int]]) -> None:

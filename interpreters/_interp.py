@@ -285,19 +285,8 @@ def _crossing_for(slot: int, id1: int) -> RunCalls:
     """Return the prebuilt RUN calls for this thread, creating its tstate if needed."""
     # Called on run()'s slow path only: the result is kept in _fast, together with
     # the tstate to swap back to (a new thread can reuse a finished one's ident).
-    ident = threading.get_ident()
     back = _capi.current_tstate()
-    with _A:
-        ts = 0
-        for tid, t in _A.tstates_locked(slot):
-            if tid == ident:
-                ts = t
-                break
-        if not ts:
-            ts = _capi.new_tstate(_A.word(slot, _arena.INTERP))
-            if not ts:
-                raise MemoryError("cannot create a thread state for interpreter %d" % (id1 - 1))
-            _A.add_tstate_locked(slot, ident, ts)
+    ts = _tstate_of(slot, threading.get_ident())
     words = _io_for(slot, id1)[2]
     return _capi.run_calls(ts, words[_sub.PROBE], words[_sub.PROBE_NAME], back)
 
@@ -313,7 +302,8 @@ def _tstate_of(slot: int, ident: int) -> int:
                 return t
         ts = _capi.new_tstate(_A.word(slot, _arena.INTERP))
         if not ts:
-            raise MemoryError("cannot create a thread state for slot %d" % slot)
+            raise MemoryError("cannot create a thread state for interpreter %d"
+                              % (_A.word(slot, _arena.ID1) - 1))
         _A.add_tstate_locked(slot, ident, ts)
         return ts
 
