@@ -17,6 +17,7 @@ import pytest
 from support import (  # noqa: F401 (destroy_leftovers is an autouse fixture)
     PYVER, assert_python_ok, destroy_leftovers, run_output,
 )
+from support import WAIT, finish, in_thread
 
 import interpreters
 from interpreters import (
@@ -24,30 +25,6 @@ from interpreters import (
     RecvChannel, SendChannel,
 )
 
-WAIT = 30          # generous upper bound for things that must happen (never a timing check)
-
-
-def in_thread(fn, *args, **kwargs):
-    """Start a thread calling fn(*args, **kwargs); its outcome lands in ``t.result``."""
-    def target():
-        try:
-            t.result = ("ok", fn(*args, **kwargs))
-        except BaseException as exc:
-            t.result = ("error", exc)
-    t = threading.Thread(target=target, daemon=True)
-    t.result = None
-    t.start()
-    return t
-
-
-def finish(t):
-    """Join *t* and return what its function returned (re-raise what it raised)."""
-    t.join(WAIT)
-    assert not t.is_alive(), "thread did not finish"
-    kind, value = t.result
-    if kind == "error":
-        raise value
-    return value
 
 
 def send_when_waiting(s, obj, nowait="send_nowait"):

@@ -21,36 +21,14 @@ import pytest
 from support import (  # noqa: F401 (destroy_leftovers is an autouse fixture)
     PYVER, assert_python_ok, destroy_leftovers,
 )
+from support import WAIT, finish, in_thread
 
 import interpreters
 from interpreters import ChannelClosedError, Pipe, Queue
 
-WAIT = 30          # generous upper bound for things that must happen (never a timing check)
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"),
                                 reason="needs /proc/self/fd to count descriptors")
-
-
-def in_thread(fn, *args, **kwargs):
-    """Start a thread calling fn(*args, **kwargs); its outcome lands in ``t.result``."""
-    def target():
-        try:
-            t.result = ("ok", fn(*args, **kwargs))
-        except BaseException as exc:
-            t.result = ("error", exc)
-    t = threading.Thread(target=target, daemon=True)
-    t.result = None
-    t.start()
-    return t
-
-
-def finish(t):
-    t.join(WAIT)
-    assert not t.is_alive(), "thread did not finish"
-    kind, value = t.result
-    if kind == "error":
-        raise value
-    return value
 
 
 def fd_count():

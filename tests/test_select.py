@@ -18,34 +18,12 @@ import pytest
 from support import (  # noqa: F401 (destroy_leftovers is an autouse fixture)
     PYVER, assert_python_ok, destroy_leftovers, run_output,
 )
+from support import WAIT, finish, in_thread
 
 import interpreters
 from interpreters import NotReceivedError, Pipe, Queue, select
 from interpreters import _arena, _channels
 
-WAIT = 30          # generous upper bound for things that must happen (never a timing check)
-
-
-def in_thread(fn, *args, **kwargs):
-    """Start a thread calling fn(*args, **kwargs); its outcome lands in ``t.result``."""
-    def target():
-        try:
-            t.result = ("ok", fn(*args, **kwargs))
-        except BaseException as exc:
-            t.result = ("error", exc)
-    t = threading.Thread(target=target, daemon=True)
-    t.result = None
-    t.start()
-    return t
-
-
-def finish(t):
-    t.join(WAIT)
-    assert not t.is_alive(), "thread did not finish"
-    kind, value = t.result
-    if kind == "error":
-        raise value
-    return value
 
 
 def watcher_links(cid):
