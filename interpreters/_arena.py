@@ -16,7 +16,11 @@ Header, int64 words:
     8 NEXT_CID   next channel id      9 LIVE  interpreter slots in use
     10 POOL      address of the block pool (channel nodes, waiters, entries; _channels.py)
     11 POOL_N    blocks in the pool   12 FREE  free-list head (block index)
-    13 USED      blocks handed out so far (the pool is carved lazily)   14.. reserved
+    13 USED      blocks handed out so far (the pool is carved lazily)
+    14 CRIT      nonzero while the main OS thread, running in a subinterpreter, is
+                 inside a deferred region (see defer()): no KeyboardInterrupt may
+                 be sent into it then
+    15 MAIN      the main OS thread's ident
 
 Interpreter slot, int64 words (one per live interpreter made by this package):
 
@@ -34,6 +38,18 @@ Interpreter slot, int64 words (one per live interpreter made by this package):
     10 GEN       bumped whenever thread states of this slot are deleted, so every
                  interpreter's cached crossing for this slot is rebuilt
 
+Deferred regions.  An exception raised into a thread between two bytecodes of
+a critical section (a signal handler that raises, Ctrl-C, the KeyboardInterrupt
+the watchdog of ``_interp._CtrlC`` sends into a subinterpreter) would leave the
+lock held or a structure half-updated.  Only the main OS thread can receive such
+exceptions, so only it needs protection: ``defer()`` ... ``resume()`` brackets a
+region in which nothing is raised into it (in the main interpreter, Python signal
+handlers are deferred by zeroing ``_PyRuntime.main_thread``; in a subinterpreter,
+CRIT keeps the watchdog away).  ``resume()`` runs the handlers that were deferred,
+so an interrupt surfaces there: before the operation, or after it completed.
+The lock is only ever taken inside such a region (``with arena:`` does both),
+and it is waited for without signal checks (holds are short).
+
 LOCK guards: slot allocation and release, ID1/INTERP/HEAD/IOFD/CREATOR/FLAGS
 writes, the TSTATES array, GEN, and the channel table.  It is held only for
 short, non-blocking sections: never across a crossing, a run(), or a blocking
@@ -45,6 +61,7 @@ the slot's BUSY lock, then re-checks ID1.
 from __future__ import annotations
 
 import os
+import threading
 
 # Annotations are strings (postponed); typing is imported for the checker only.
 TYPE_CHECKING = False
@@ -54,11 +71,11 @@ if TYPE_CHECKING:
 from . import _capi
 
 MAGIC = 0x3435355045504950    # "PIPEP554" little-endian
-VERSION = 2    # 2: channel slots gained watchers and queues (_channels.py)
+VERSION = 3    # 2: channel slots gained watchers and queues (_channels.py); 3: CRIT, MAIN
 KEY = "interpreters.arena"
 HEADER_WORDS = 16
 (MAGIC_W, VERSION_W, PID_W, LOCK_W, ISLOTS_W, NISLOTS_W, CHANNELS_W, NCHANNELS_W, NEXT_CID_W,
- LIVE_W, POOL_W, POOL_N_W, FREE_W, USED_W) = range(14)
+ LIVE_W, POOL_W, POOL_N_W, FREE_W, USED_W, CRIT_W, MAIN_W) = range(16)
 
 NISLOTS = 4096
 ISLOT_WORDS = 16
@@ -80,13 +97,20 @@ class Arena:
         self.slots = _capi.raw_view(h[ISLOTS_W], h[NISLOTS_W] * ISLOT_WORDS * 8).cast("q")
         self.nslots = h[NISLOTS_W]
 
-    # -- the lock ------------------------------------------------------------------
+    # -- the lock (always inside a deferred region) ------------------------------------
     def __enter__(self) -> "Arena":
-        _capi.lock_wait(self.lock)   # short sections only: a wait is a rare contention
+        defer()
+        try:
+            if not _capi.lock_try(self.lock):
+                _capi.lock_wait_uninterruptible(self.lock)
+        except BaseException:
+            resume()
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
         _capi.lock_release(self.lock)
+        resume()
 
     # -- interpreter slots ---------------------------------------------------------
     def word(self, slot: int, field: int) -> int:
@@ -186,6 +210,7 @@ def _create() -> int:
     h[NISLOTS_W] = NISLOTS
     h[NEXT_CID_W] = 1
     h[PID_W] = os.getpid()
+    h[MAIN_W] = threading.main_thread().ident or 0
     h[VERSION_W] = VERSION
     h[MAGIC_W] = MAGIC
     h.release()
@@ -205,11 +230,106 @@ def _valid(addr: int) -> bool:
 def attach() -> Arena:
     """Return the process's Arena, creating it when called in the main interpreter."""
     addr = _capi.main_dict_get(KEY)
-    if addr and _valid(addr):
-        return Arena(addr)
-    if _capi.current_interp() != _capi.main_interp():
-        raise ImportError("interpreters: import the package in the main interpreter "
-                          "first (no shared arena is published yet)")
-    addr = _create()   # none yet, or a forked parent's (other pid): start afresh
-    _capi.main_dict_set(KEY, addr)
-    return Arena(addr)
+    in_main = _capi.current_interp() == _capi.main_interp()
+    if not (addr and _valid(addr)):
+        if not in_main:
+            raise ImportError("interpreters: import the package in the main interpreter "
+                              "first (no shared arena is published yet)")
+        addr = _create()   # none yet, or a forked parent's (other pid): start afresh
+        _capi.main_dict_set(KEY, addr)
+    arena = Arena(addr)
+    _set_region_state(arena, in_main)
+    return arena
+
+
+# -- deferred regions ------------------------------------------------------------------
+
+_H: Optional[memoryview] = None     # the arena header
+_MAIN = -1                          # the main OS thread's ident (-1: not attached yet)
+_RT: Optional[memoryview] = None    # _PyRuntime.main_thread (main interpreter only)
+_depth = 0                          # the main OS thread's nesting of regions (only it writes)
+_get_ident = threading.get_ident
+
+
+def _set_region_state(arena: Arena, in_main: bool) -> None:
+    global _H, _MAIN, _RT, _depth
+    _H = arena.header
+    _MAIN = arena.header[MAIN_W]
+    _RT = _capi.main_thread_view() if in_main else None
+    _depth = 0
+
+
+def _flush() -> None:
+    """A call: a KeyboardInterrupt sent in before CRIT was set surfaces at it."""
+
+
+def defer() -> None:
+    """Enter a deferred region (see the module docstring); pair with resume().
+
+    Only the main OS thread is affected; regions nest.  Use as
+    ``defer()`` / ``try:`` ... ``finally: resume()``: once defer() has returned,
+    nothing can be raised into the thread before the ``try``.
+    """
+    global _depth
+    if _get_ident() != _MAIN:
+        return
+    if _depth:
+        _depth += 1
+        return
+    rt = _RT
+    if rt is not None:
+        rt[0] = 0              # from here on no Python signal handler runs
+        _depth = 1
+        return
+    H = _H
+    assert H is not None
+    try:
+        H[CRIT_W] = 1          # the watchdog sends nothing in from here on
+        _flush()               # one it sent before surfaces here, outside the region
+    except BaseException:
+        H[CRIT_W] = 0
+        raise
+    _depth = 1
+
+
+def resume() -> None:
+    """Leave a deferred region; at the outermost, run the signal handlers it deferred.
+
+    A handler that raises (Ctrl-C) raises from here, after the region's work.
+    """
+    global _depth
+    if _get_ident() != _MAIN or not _depth:
+        return
+    _depth -= 1
+    if _depth:
+        return
+    rt = _RT
+    if rt is not None:
+        rt[0] = _MAIN
+        _capi.check_signals()
+    else:
+        H = _H
+        assert H is not None
+        H[CRIT_W] = 0
+
+
+def deferred() -> bool:
+    """Whether the calling thread is inside a deferred region (tests, assertions)."""
+    return _get_ident() == _MAIN and _depth > 0
+
+
+def main_in_critical() -> bool:
+    """Whether the main OS thread is inside a region of a subinterpreter's copy."""
+    return _H is not None and _H[CRIT_W] != 0
+
+
+def _after_fork_in_child() -> None:
+    # The forking thread is the child's main thread; no region is open in it.
+    global _MAIN, _depth
+    _MAIN = _get_ident()
+    _depth = 0
+    if _H is not None and _RT is not None:
+        _RT[0] = _MAIN
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

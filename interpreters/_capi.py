@@ -690,6 +690,41 @@ def unlink_interpreter(interp: int) -> None:
         prev = nxt
 
 
+# --- deferring signal handlers ------------------------------------------------------
+# CPython runs Python-level signal handlers only in the thread whose ident is in
+# _PyRuntime.main_thread (the eval loop's check on 3.8, every check on 3.9+).
+# Zeroing that word defers every handler: the C-level handler still records the
+# signal (and writes the wake-up fd); the Python handlers run once the word is
+# back and PyErr_CheckSignals() is called.  _arena.defer()/resume() are the only
+# writers.  The word's index per version (a unique match is searched for when the
+# table disagrees, e.g. on another build):
+_MAIN_THREAD_WORD = {(3, 8): 9, (3, 9): 9, (3, 10): 9, (3, 11): 10, (3, 12): 8, (3, 13): 82}
+
+
+def main_thread_view() -> Optional[memoryview]:
+    """Return a one-item 'Q' view of _PyRuntime.main_thread, or None if not found.
+
+    Call it in the main interpreter, outside any deferral (the word must hold
+    the main thread's ident to be recognised).
+    """
+    ident = threading.main_thread().ident or 0
+    base = ctypes.addressof(c_void_p.in_dll(_libpython, "_PyRuntime"))
+    n = _mapped_words(base, 1024)
+    words = (ctypes.c_uint64 * n).from_address(base)
+    index = _MAIN_THREAD_WORD.get(PYVER, -1)
+    if not (0 <= index < n and words[index] == ident):
+        found = [i for i in range(n) if words[i] == ident]
+        if len(found) != 1:
+            return None
+        index = found[0]
+    return memoryview((ctypes.c_uint64 * 1).from_address(base + 8 * index)).cast("B").cast("Q")
+
+
+def lock_wait_uninterruptible(lock: int) -> None:
+    """Take *lock*, blocking with the GIL released and no signal checks (short holds only)."""
+    C._lock_wait(lock, -1, 0)
+
+
 def new_interpreter() -> Optional[int]:
     """Create a legacy (shared-GIL) subinterpreter; return its head thread state."""
     return _cross(NEW)

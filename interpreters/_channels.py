@@ -68,6 +68,7 @@ blocking send; ``__del__`` only tries it.
 
 from __future__ import annotations
 
+import collections
 import functools
 import io
 import marshal
@@ -84,7 +85,8 @@ from . import _arena, _capi, _exc, _interp
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import (
-        Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union,
+        Any, Callable, ClassVar, Deque, Dict, List, Optional, Sequence, Tuple, Type, TypeVar,
+        Union,
     )
 
     from . import Interpreter
@@ -134,7 +136,7 @@ class _Regions:
         self.lock_try, self.lock_release = _capi.fast_lock(A.lock)
         self.lock_addr = A.lock
         if not self.H[_arena.CHANNELS_W] or not self.H[_arena.POOL_W]:
-            self.acquire()
+            _lock(self)
             try:
                 if not self.H[_arena.CHANNELS_W]:
                     self.H[_arena.CHANNELS_W] = _capi.raw_alloc(NCSLOTS * CSLOT_WORDS * 8)
@@ -144,12 +146,9 @@ class _Regions:
                     self.H[_arena.POOL_W] = _capi.raw_alloc(POOL_N * BW * 8)
             finally:
                 self.lock_release()
+                _resume()
         self.T = _capi.raw_view(self.H[_arena.CHANNELS_W], NCSLOTS * CSLOT_WORDS * 8).cast("q")
         self.P = _capi.raw_view(self.H[_arena.POOL_W], self.H[_arena.POOL_N_W] * BW * 8).cast("q")
-
-    def acquire(self) -> None:
-        if not self.lock_try():
-            _capi.lock_wait(self.lock_addr)
 
     # blocks (lock held) ---------------------------------------------------------
     def alloc_locked(self) -> int:
@@ -180,20 +179,56 @@ def _regions() -> _Regions:
     return _R
 
 
+_defer, _resume = _arena.defer, _arena.resume
+_get_ident = threading.get_ident
+_deque = collections.deque
+
+
+def _lock(R: _Regions) -> None:
+    """Enter a deferred region (``_arena.defer``) and take the arena lock.
+
+    Pair with ``R.lock_release()`` and ``_resume()``.  Once this returned,
+    nothing is raised into the thread until ``_resume()``, which runs the signal
+    handlers it deferred (a KeyboardInterrupt then surfaces after the section).
+    """
+    _defer()
+    if not R.lock_try():
+        _capi.lock_wait_uninterruptible(R.lock_addr)
+
+
 class _Lock:
-    """``with _locked:`` holds the arena lock (short, non-blocking sections only)."""
+    """``with _locked:`` holds the arena lock (short, non-blocking sections only),
+    inside a deferred region: an interrupt surfaces at the end of the block."""
 
     def __enter__(self) -> _Regions:
         R = _R or _regions()
-        if not R.lock_try():
-            _capi.lock_wait(R.lock_addr)
+        _lock(R)
         return R
 
     def __exit__(self, *exc: object) -> None:
         (_R or _regions()).lock_release()
+        _resume()
 
 
 _locked = _Lock()
+
+
+class _Region:
+    """``with _region:`` a deferred region without the lock (see _arena.defer).
+
+    For work that must not be cut in two, like creating a channel and the
+    objects that hold it: an interrupt surfaces when the block is done (then
+    the objects are dropped, and their finalizers close what they held).
+    """
+
+    def __enter__(self) -> None:
+        _defer()
+
+    def __exit__(self, *exc: object) -> None:
+        _resume()
+
+
+_region = _Region()
 
 
 # -- per-thread block and lock ----------------------------------------------------------
@@ -269,6 +304,8 @@ def _thread_block() -> _ThreadBlock:
 
 
 def _process_pending() -> None:
+    if _last is not None and _get_ident() == _arena._MAIN:
+        _settle_last()                 # drop the frame it holds (and what that holds)
     while _pending_frees:
         try:
             block, lock = _pending_frees.pop()
@@ -939,7 +976,7 @@ def _export(obj: object) -> Tuple[int, int, int, bool]:
 
 def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
          timeout: Optional[float] = None) -> None:
-    if _pending_frees or _pending_closes or _exports:
+    if _pending_frees or _pending_closes or _exports or _last is not None:
         _process_pending()
     if timeout is not None:
         timeout = _check_timeout(timeout)
@@ -963,9 +1000,9 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
         mem = 0
     tb = None if nowait else (_local.tb or _thread_block())
     R = _R or _regions()
+    queued = False
+    _lock(R)                                 # nothing is raised in here until _resume()
     try:
-        if not R.lock_try():
-            _capi.lock_wait(R.lock_addr)
         try:
             base = _use_locked(R, cid, SEND)
             T, P = R.T, R.P
@@ -998,27 +1035,35 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
             if nowait:
                 P[o + B_LOCK] = 0
             _enqueue_locked(R, base, b, refs)
+            queued = True                        # the message owns mem and the fds now
         finally:
             R.lock_release()
     except BaseException:
-        if mem:
-            _capi.raw_free(mem)
-        if export is not None:
-            _capi.buffer_release(export[0])
-        _close_fds(fds)                      # not queued: the duplicates are ours
+        if not queued:
+            if mem:
+                _capi.raw_free(mem)
+            if export is not None:
+                _capi.buffer_release(export[0])
+            _close_fds(fds)                  # not queued: the duplicates are ours
+        _resume()
         raise
-    if tb is None:                           # nowait: done
+    if tb is None:                           # nowait: done (an interrupt surfaces after)
+        _resume()
         return
-    # Wait until a receiver took it (DONE) or the channel closed (DROPPED).
+    # Wait until a receiver took it (DONE) or the channel closed (DROPPED).  An
+    # interrupt deferred during the section surfaces now, as one during the wait.
     error = None
     try:
+        _resume()
         ok = tb.lock_try() or _wait(tb, timeout)
     except BaseException as exc:          # Ctrl-C: withdraw the object if still pending
         ok, error = False, exc
     o = tb.block * BW
     P = R.P
     if not ok:
-        with _locked as R:
+        withdrawn = False
+        _lock(R)
+        try:
             if P[o + B_STATE] == PENDING:
                 base = (cid % NCSLOTS) * CSLOT_WORDS
                 if _unlink_locked(R, base, QHEAD, QTAIL, tb.block):
@@ -1026,8 +1071,12 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
                 P[o + B_STATE] = DROPPED
                 _drop_refs_locked(R, o)
                 withdrawn = True
-            else:
-                withdrawn = False
+        finally:
+            R.lock_release()
+            try:
+                _resume()
+            except BaseException as exc:
+                error = error or exc
         if withdrawn:
             if error is not None:
                 raise error
@@ -1035,14 +1084,16 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
                                % (cid, timeout))
         # A receiver is copying it (or the channel closed under us): our lock is
         # released promptly; wait for that, so *obj* outlives the copy.
+        _defer()
         try:
-            _capi.lock_wait(tb.lock, None)
-        except BaseException:
-            tb.retired = True
-            _local.tb = None
-            raise
-        if error is not None and P[o + B_STATE] != DONE:
-            raise error
+            _capi.lock_wait_uninterruptible(tb.lock)
+        finally:
+            try:
+                _resume()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error                   # after the send completed (or was dropped)
     if P[o + B_STATE] == DROPPED:
         raise _exc.ChannelClosedError("channel %d closed before the object was received"
                                       % cid)
@@ -1073,71 +1124,177 @@ def _receivers_attached_locked(R: _Regions, base: int) -> bool:
     return _attached_locked(R, base, RECV)
 
 
+# Messages the main thread took as an interrupt surfaced (channel id -> oldest first):
+# its next recv() on that channel returns them first.  Only the main OS thread can
+# be interrupted, so only it keeps messages here, and only it takes them back.
+_kept: Dict[int, Deque[Any]] = {}
+
+# CPython 3.8-3.10 also run signal handlers when a call returns into a Python frame,
+# so an interrupt could still drop a message on its way up through this package's
+# frames (Queue.get -> qget -> recv).  There, the main thread's last message is
+# remembered with the outermost package frame it passes through; the next recv()
+# gives it back (in _kept) unless that frame returned normally.  From 3.11 on a
+# return into a Python frame runs no handler, and nothing needs remembering.
+_WINDOWED = sys.version_info < (3, 11)
+_last: Optional[Tuple[int, Any, Any]] = None        # (channel id, message, frame)
+_RETURN_VALUE = 83                                  # opcode.opmap["RETURN_VALUE"], 3.8-3.10
+_PKG = __package__ or ""
+
+
+def _outer_frame() -> Any:
+    """The outermost frame of this package in the calling thread's stack, from recv()."""
+    f = sys._getframe(1)                  # recv()
+    while True:
+        b = f.f_back
+        if b is None:
+            return f
+        name = b.f_globals.get("__name__") or ""
+        if name != _PKG and not name.startswith(_PKG + "."):
+            return f
+        f = b
+
+
+def _settle_last() -> None:
+    """Give the main thread's last message back (to _kept) if it never got out."""
+    global _last
+    last = _last
+    if last is None:
+        return
+    cid, obj, frame = last
+    if frame.f_code.co_code[frame.f_lasti] != _RETURN_VALUE:
+        f: Any = sys._getframe(1)
+        while f is not None:
+            if f is frame:
+                return                        # still running (a nested recv): not yet
+            f = f.f_back
+        k = _kept.get(cid)
+        if k is None:
+            k = _kept[cid] = _deque()
+        for x in k:
+            if x is obj:
+                break
+        else:
+            k.appendleft(obj)
+    _last = None
+
+
 def recv(cid: int, *, nowait: bool = False, default: Any = None,
          timeout: Optional[float] = None, until_no_senders: bool = False) -> Any:
+    """Take the oldest message of channel *cid* (the one place messages are taken).
+
+    A KeyboardInterrupt (or a raising signal handler) surfaces either before
+    anything was taken, or after: then the message is kept and returned by this
+    thread's next recv() on the channel (see _kept).
+    """
+    global _last
     if _pending_frees or _pending_closes or _exports:
         _process_pending()
+    main = _get_ident() == _arena._MAIN
+    if main and (_kept or _last is not None):
+        if _last is not None:
+            _settle_last()
+        k = _kept.get(cid)
+        if k:
+            obj = k[0]
+            if _WINDOWED:
+                _last = (cid, obj, _outer_frame())
+            del k[0]
+            return obj
     if timeout is not None:
         timeout = _check_timeout(timeout)
         deadline = time.monotonic() + timeout
     tb = None if nowait else (_local.tb or _thread_block())   # not under the lock
     R = _R or _regions()
     while True:
-        if not R.lock_try():
-            _capi.lock_wait(R.lock_addr)
+        b = 0
+        nothing = False
+        _lock(R)                              # nothing is raised in here until _resume()
         try:
-            base = _use_locked(R, cid, RECV)
-            T, P = R.T, R.P
-            b = T[base + QHEAD]
+            try:
+                base = _use_locked(R, cid, RECV)
+                T, P = R.T, R.P
+                b = T[base + QHEAD]
+                if b:
+                    o = b * BW
+                    T[base + QHEAD] = P[o + B_NEXT]
+                    if not P[o + B_NEXT]:
+                        T[base + QTAIL] = 0
+                    T[base + QLEN] -= 1
+                    P[o + B_NEXT] = 0
+                    P[o + B_STATE] = TAKEN
+                    kind, data, length = P[o + B_KIND], P[o + B_DATA], P[o + B_LEN]
+                    owned, lock, token = P[o + B_OWNED], P[o + B_LOCK], P[o + B_TOKEN]
+                    if P[o + B_WATCH]:                  # an async send() waits for this
+                        _fire_watcher_locked(P, P[o + B_WATCH], TAKEN)
+                        P[o + B_WATCH] = 0
+                    if T[base + WHEAD] and T[base + MAXSIZE]:
+                        _fire_locked(R, base, EV_SEND)  # a queue has room again
+                    if owned:
+                        R.free_locked(b)                # all we need of it is read
+                    if T[base + STATE] == CLOSED:
+                        _maybe_release_locked(R, base)
+                elif until_no_senders and not _senders_attached_locked(R, base):
+                    raise _NoSenders(cid)
+                elif tb is None:                  # nowait
+                    nothing = True
+                else:
+                    _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
+                    if T[base + WHEAD]:
+                        _fire_locked(R, base, EV_SEND)  # a receiver waits: send_nowait() works
+            finally:
+                R.lock_release()
             if b:
-                o = b * BW
-                T[base + QHEAD] = P[o + B_NEXT]
-                if not P[o + B_NEXT]:
-                    T[base + QTAIL] = 0
-                T[base + QLEN] -= 1
-                P[o + B_NEXT] = 0
-                P[o + B_STATE] = TAKEN
-                kind, data, length = P[o + B_KIND], P[o + B_DATA], P[o + B_LEN]
-                owned, lock, token = P[o + B_OWNED], P[o + B_LOCK], P[o + B_TOKEN]
-                if P[o + B_WATCH]:                  # an async send() waits for this
-                    _fire_watcher_locked(P, P[o + B_WATCH], TAKEN)
-                    P[o + B_WATCH] = 0
-                if T[base + WHEAD] and T[base + MAXSIZE]:
-                    _fire_locked(R, base, EV_SEND)  # a queue has room again
-                if owned:
-                    R.free_locked(b)                # all we need of it is read
-                if T[base + STATE] == CLOSED:
-                    _maybe_release_locked(R, base)
-            elif until_no_senders and not _senders_attached_locked(R, base):
-                raise _NoSenders(cid)
-            elif tb is None:                  # nowait
-                return default
-            else:
-                _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
-                if T[base + WHEAD]:
-                    _fire_locked(R, base, EV_SEND)  # a receiver waits: send_nowait() works
-        finally:
-            R.lock_release()
-        if b:
-            return _take(R, b, kind, data, length, owned, lock, token)
-        assert tb is not None             # nowait returned above
+                obj = _take(R, b, kind, data, length, owned, lock, token)
+                if main:
+                    kept = _kept.get(cid)
+                    if kept is None:
+                        kept = _kept[cid] = _deque()
+                    kept.append(obj)
+        except BaseException:
+            _resume()
+            raise
         error = None
         try:
-            if timeout is None:
-                woken = _wait(tb, None)
-            else:
-                left = deadline - time.monotonic()
-                woken = left > 0 and _wait(tb, left)
-        except BaseException as exc:      # Ctrl-C: leave the channel as we found it
-            woken, error = False, exc
-        if woken:
-            continue
-        with _locked as R:
+            _resume()                         # may raise the interrupt it deferred
+        except BaseException as exc:
+            if b or nothing:
+                raise                         # a message taken waits in _kept
+            error = exc                       # we wait as a receiver: unlink below
+        if nothing:
+            return default
+        if b:
+            if not main:
+                return obj
+            if _WINDOWED:
+                _last = (cid, obj, _outer_frame())
+            del kept[-1]                      # no handler runs from here to the return
+            return obj
+        assert tb is not None             # nowait returned above
+        if error is None:
+            try:
+                if timeout is None:
+                    woken = _wait(tb, None)
+                else:
+                    left = deadline - time.monotonic()
+                    woken = left > 0 and _wait(tb, left)
+            except BaseException as exc:      # Ctrl-C: leave the channel as we found it
+                woken, error = False, exc
+            if woken:
+                continue
+        waiting = False
+        _lock(R)
+        try:
             base = (cid % NCSLOTS) * CSLOT_WORDS
             waiting = (R.T[base + CID] == cid
                        and _unlink_locked(R, base, RWHEAD, RWTAIL, tb.block))
             if not waiting:
                 tb.lock_try()             # we were woken as we gave up: take it back
+        finally:
+            R.lock_release()
+            try:
+                _resume()
+            except BaseException as exc:
+                error = error or exc
         if error is not None:
             raise error
         if not waiting:
@@ -1237,25 +1394,43 @@ def wait_ready(items: Sequence[Watch], timeout: Optional[float]) -> List[int]:
         deadline = time.monotonic() + timeout
     tb = _local.tb or _thread_block()
     pairs = [(cid, ev) for cid, ev, _ in items]
+    R = _R or _regions()
     while True:
-        with _locked as R:
-            ready = [i for i, (cid, ev, eof) in enumerate(items)
-                     if _ready_locked(R, cid, ev, eof)]
-            if ready:
-                return ready
-            left = None if timeout is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return []
-            w, links = _watch_locked(R, pairs, tb.lock, -1)
+        w = 0
+        _lock(R)
+        try:
+            try:
+                ready = [i for i, (cid, ev, eof) in enumerate(items)
+                         if _ready_locked(R, cid, ev, eof)]
+                left = None if timeout is None else deadline - time.monotonic()
+                if not ready and (left is None or left > 0):
+                    w, links = _watch_locked(R, pairs, tb.lock, -1)
+            finally:
+                R.lock_release()
+        except BaseException:
+            _resume()
+            raise
         error = None
         try:
+            _resume()                         # may raise the interrupt it deferred
+            if not w:
+                return ready                  # ready ones, or [] on timeout
             woken = tb.lock_try() or _wait(tb, left)
         except BaseException as exc:          # Ctrl-C
+            if not w:
+                raise
             woken, error = False, exc
-        with _locked as R:
+        _lock(R)
+        try:
             fired = _unwatch_locked(R, w, links)
             if fired and not woken:
                 tb.lock_try()                 # fired as we gave up: take the release back
+        finally:
+            R.lock_release()
+            try:
+                _resume()
+            except BaseException as exc:
+                error = error or exc
         if error is not None:
             raise error
 
@@ -1388,6 +1563,7 @@ async def send_async(cid: int, obj: object, timeout: Optional[float] = None) -> 
         raise
     if n:
         _capi.copy_bytes(mem, data, n)
+    error: Optional[BaseException] = None
     try:
         with _locked as R:
             base = _use_locked(R, cid, SEND)
@@ -1407,12 +1583,15 @@ async def send_async(cid: int, obj: object, timeout: Optional[float] = None) -> 
             P[o + B_DATA], P[o + B_LEN], P[o + B_OWNED], P[o + B_WATCH] = mem, n, 1, w
             mem = 0                               # the message owns it now
             _enqueue_locked(R, base, b, refs)
-    except BaseException:
+    except BaseException as exc:
         if mem:                                   # not queued
             _capi.raw_free(mem)
             _close_fds(fds)
-        raise
+            raise
+        error = exc                               # queued, then interrupted: withdraw it
     try:
+        if error is not None:
+            raise error
         await _until_fired(waker, w, deadline)
     finally:
         with _locked as R:
@@ -1474,20 +1653,22 @@ class _ChannelEnd:
         self = cls._known.get(id)
         if self is None:
             _process_pending()
-            _attach(id, cls._end)
-            self = object.__new__(cls)
-            self._id = id
-            cls._known[id] = self
+            with _region:                  # no handle flag without its object
+                _attach(id, cls._end)
+                self = object.__new__(cls)
+                self._id = id
+                cls._known[id] = self
         return self
 
     @classmethod
     def _received(cls: Type[_E], cid: int) -> _E:
-        _attach(cid, cls._end, received=True)
-        self = cls._known.get(cid)
-        if self is None:
-            self = object.__new__(cls)
-            self._id = cid
-            cls._known[cid] = self
+        with _region:
+            _attach(cid, cls._end, received=True)
+            self = cls._known.get(cid)
+            if self is None:
+                self = object.__new__(cls)
+                self._id = cid
+                cls._known[cid] = self
         return self
 
     def __del__(self) -> None:
@@ -1702,7 +1883,7 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
 
     *pipe*: raise BrokenPipeError when no interpreter can receive any more.
     """
-    if _pending_frees or _pending_closes or _exports:
+    if _pending_frees or _pending_closes or _exports or _last is not None:
         _process_pending()
     if timeout is not None:
         timeout = _check_timeout(timeout)
@@ -1721,8 +1902,7 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
         if n:
             _capi.copy_bytes(mem, data, n)
         while True:
-            if not R.lock_try():
-                _capi.lock_wait(R.lock_addr)
+            _lock(R)                                 # an interrupt surfaces at _resume()
             try:
                 base = _use_locked(R, cid, SEND)
                 T, P = R.T, R.P
@@ -1746,6 +1926,7 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
                     return
             finally:
                 R.lock_release()
+                _resume()                            # after the put, if it happened
             if not block:
                 raise _full_error(cid, None)
             left = None if timeout is None else deadline - time.monotonic()
@@ -1839,23 +2020,25 @@ class Queue:
     def __init__(self, maxsize: int = 0) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
             raise TypeError("maxsize must be an int, not %s" % type(maxsize).__name__)
-        cid = create(maxsize if maxsize > 0 else -1)
-        self._id, self._closed = cid, False
-        _attach(cid, RECV)
-        _attach(cid, SEND)
-        Queue._known[cid] = self
+        with _region:                      # the queue is held by this object, or closed
+            cid = create(maxsize if maxsize > 0 else -1)
+            self._id, self._closed = cid, False
+            _attach(cid, RECV)
+            _attach(cid, SEND)
+            Queue._known[cid] = self
 
     @classmethod
     def _received(cls, cid: int, received: bool = True) -> Queue:
         if _pending_closes:
             _process_pending()        # a dropped Queue's deferred close goes first
-        _attach(cid, RECV, received, reopen=True)
-        _attach(cid, SEND, received, reopen=True)
-        self = cls._known.get(cid)
-        if self is None or self._closed:
-            self = object.__new__(cls)
-            self._id, self._closed = cid, False
-            cls._known[cid] = self
+        with _region:
+            _attach(cid, RECV, received, reopen=True)
+            _attach(cid, SEND, received, reopen=True)
+            self = cls._known.get(cid)
+            if self is None or self._closed:
+                self = object.__new__(cls)
+                self._id, self._closed = cid, False
+                cls._known[cid] = self
         return self
 
     def __reduce__(self) -> Tuple[Callable[[int], Queue], Tuple[int]]:
@@ -2021,15 +2204,16 @@ class Connection:
     def _received(cls, rid: int, sid: int, received: bool = True) -> Connection:
         if _pending_closes:
             _process_pending()        # a dropped Connection's deferred close goes first
-        if rid:
-            _attach(rid, RECV, received, reopen=True)
-        if sid:
-            _attach(sid, SEND, received, reopen=True)
-        self = cls._known.get((rid, sid))
-        if self is None or self._closed:
-            self = object.__new__(cls)
-            self._rid, self._sid, self._closed = rid, sid, False
-            cls._known[(rid, sid)] = self
+        with _region:
+            if rid:
+                _attach(rid, RECV, received, reopen=True)
+            if sid:
+                _attach(sid, SEND, received, reopen=True)
+            self = cls._known.get((rid, sid))
+            if self is None or self._closed:
+                self = object.__new__(cls)
+                self._rid, self._sid, self._closed = rid, sid, False
+                cls._known[(rid, sid)] = self
         return self
 
     def __reduce__(self) -> Tuple[Callable[[int, int], Connection], Tuple[int, int]]:
@@ -2139,17 +2323,20 @@ def Pipe(duplex: bool = True) -> Tuple[Connection, Connection]:
     With *duplex* true both ends send and receive; otherwise the first one
     only receives and the second one only sends.
     """
-    a = create(-1)
-    b = create(-1) if duplex else 0
-    try:
-        if duplex:
-            return Connection._received(a, b, False), Connection._received(b, a, False)
-        return Connection._received(a, 0, False), Connection._received(0, a, False)
-    except BaseException:
-        force_close(a)
-        if b:
-            force_close(b)
-        raise
+    with _region:                          # both held by the connections, or closed
+        a = create(-1)
+        b = create(-1) if duplex else 0
+        try:
+            if duplex:
+                pair = Connection._received(a, b, False), Connection._received(b, a, False)
+            else:
+                pair = Connection._received(a, 0, False), Connection._received(0, a, False)
+        except BaseException:
+            force_close(a)
+            if b:
+                force_close(b)
+            raise
+    return pair
 
 
 # -- select ---------------------------------------------------------------------------------
@@ -2217,8 +2404,10 @@ def from_spec(spec: Tuple[str, Any]) -> Union[RecvChannel, SendChannel, Queue, C
 
 def create_channel() -> Tuple[RecvChannel, SendChannel]:
     """Create a channel; return its ends as (RecvChannel, SendChannel)."""
-    cid = create()
-    return RecvChannel(cid), SendChannel(cid)
+    with _region:                          # the channel is held by its ends, or closed
+        cid = create()
+        ends = RecvChannel(cid), SendChannel(cid)
+    return ends
 
 
 def list_all_channels() -> List[Tuple[RecvChannel, SendChannel]]:
@@ -2234,9 +2423,11 @@ def list_all_channels() -> List[Tuple[RecvChannel, SendChannel]]:
 
 def _after_fork_in_child() -> None:
     # The child starts a fresh arena (_interp does that first): forget the parent's.
-    global _R
+    global _R, _last
     _R = None
+    _last = None
     _local.tb = None
+    _kept.clear()
     _mypos.clear()
     _exports.clear()
     _pending_closes.clear()
