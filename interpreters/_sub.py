@@ -107,7 +107,7 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
         cls = type(exc)
         name = _type_name(cls)
         try:
-            module = str.__str__(str(type.__dict__["__module__"].__get__(cls) or ""))
+            module = str.__str__(str(vars(type)["__module__"].__get__(cls) or ""))
         except BaseException:
             module = ""
         try:
@@ -123,7 +123,7 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
             formatted = "%s: %s\n" % (name, msg)
         builtin = ""
         try:
-            for base in type.__dict__["__mro__"].__get__(cls):
+            for base in vars(type)["__mro__"].__get__(cls):
                 base_name = _type_name(base)
                 if (getattr(builtins, base_name, None) is base and issubclass(base, Exception)
                         and base is not Exception):
@@ -215,7 +215,7 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
         waited, daemons = [], 0
         for t in threading.enumerate():
             # _DummyThread: a thread that entered with run(); its tstate is gone.
-            if t is me or t is main or isinstance(t, threading._DummyThread):  # type: ignore[attr-defined]
+            if t is me or t is main or isinstance(t, threading._DummyThread):
                 continue
             if t.daemon:
                 daemons += 1
@@ -329,7 +329,7 @@ def _type_name(cls: Any) -> str:
     """cls.__qualname__, read past any metaclass; else its __name__; else '<unknown>'."""
     for key in ("__qualname__", "__name__"):
         try:
-            return str(type.__dict__[key].__get__(cls))
+            return str(vars(type)[key].__get__(cls))
         except BaseException:
             pass
     return "<unknown>"
