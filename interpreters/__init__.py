@@ -138,11 +138,16 @@ class Interpreter:
         return _interp.is_running(self._id)
 
     def destroy(self) -> None:
-        """Finalize and destroy the interpreter.
+        """Finalize and destroy the interpreter, as CPython ends a process.
+
+        Its threading atexit hooks run, then destroy() waits for its non-daemon
+        threads (KeyboardInterrupt, e.g. Ctrl-C, interrupts that wait and leaves
+        the interpreter alive and usable); then its atexit callbacks run and its
+        modules are finalized, with new threads refused (RuntimeError).
 
         Raises:
             RuntimeError (InterpreterError): it is running, it is the calling
-                interpreter, or threads started inside it are still alive.
+                interpreter, or daemon threads started inside it are still alive.
             InterpreterNotFoundError: it was already destroyed.
         """
         _interp.destroy(self._id)

@@ -185,6 +185,14 @@ _PROTOTYPES = (
     _P("_makecontext", None, None, symbol="makecontext", dll="libc"),
     # int swapcontext(ucontext_t *oucp, const ucontext_t *ucp)
     _P("_swapcontext", c_int, (c_void_p, c_void_p), symbol="swapcontext", dll="libc"),
+    # void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+    #   -- the teardown stack; MAP_FAILED is (void *)-1
+    _P("_mmap", c_void_p, (c_void_p, c_size_t, c_int, c_int, c_int, ctypes.c_long),
+       symbol="mmap", dll="libc"),
+    # int mprotect(void *addr, size_t len, int prot)   -- its guard page
+    _P("_mprotect", c_int, (c_void_p, c_size_t, c_int), symbol="mprotect", dll="libc"),
+    # int munmap(void *addr, size_t length)
+    _P("_munmap", c_int, (c_void_p, c_size_t), symbol="munmap", dll="libc"),
 )
 
 
@@ -597,20 +605,63 @@ def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
 # ucontext_t on x86-64 glibc: uc_link at 8, uc_stack.ss_sp at 16, ss_flags at 24,
 # ss_size at 32; sizeof(ucontext_t) is 968 on glibc 2.36, so 4096 leaves room.
 _UC_SIZE = 4096
-_UC_STACK = 1 << 20
-_uc_lock = threading.Lock()   # the three stacks below are process-wide
+_UC_SWAP_STACK = 1 << 20      # the two PyThreadState_Swap links
+_uc_lock = threading.Lock()   # the stacks below are process-wide
 _uc_stacks: List[Array[c_char]] = []
+# Py_EndInterpreter runs the interpreter's atexit callbacks and finalizes its
+# modules (__del__ methods): Python code, which on 3.8-3.10 recurses on the C
+# stack.  It gets a stack at least as large as any thread of the process gets
+# (the main thread's limit, pthread's default, threading.stack_size()), mapped
+# with a guard page below it, so that code which may recurse that deep in run()
+# may do so at teardown too, and an overflow faults instead of corrupting memory.
+_END_STACK_MIN = 8 << 20
+_END_STACK_MAX = 1 << 30
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_end_stack = [0, 0]           # [address of the mapping, its size incl. the guard page]
 
 
-def _uc_prepare(func_addr: int, arg: int, stack: Array[c_char], link: int) -> Array[c_char]:
+def end_stack_size() -> int:
+    """The usable size of the stack Py_EndInterpreter runs on (bytes)."""
+    size = max(_END_STACK_MIN, threading.stack_size())
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            size = max(size, soft)
+    except (ImportError, OSError, ValueError):   # pragma: no cover
+        pass
+    size = min(size, _END_STACK_MAX)
+    return (size + _PAGE - 1) & ~(_PAGE - 1)
+
+
+def _end_stack_mapping() -> Tuple[int, int]:
+    """Return (lowest usable address, usable size) of the teardown stack; lock held."""
+    need = end_stack_size() + _PAGE
+    if _end_stack[1] < need:
+        if _end_stack[0]:
+            C._munmap(c_void_p(_end_stack[0]), _end_stack[1])
+            _end_stack[0] = _end_stack[1] = 0
+        # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE|MAP_STACK
+        addr = C._mmap(None, need, 0x1 | 0x2, 0x02 | 0x20 | 0x4000 | 0x20000, -1, 0)
+        if not addr or addr == (1 << 64) - 1:
+            raise MemoryError("cannot map a %d-byte stack for Py_EndInterpreter" % need)
+        if C._mprotect(c_void_p(addr), _PAGE, 0):     # the guard page: PROT_NONE
+            C._munmap(c_void_p(addr), need)
+            raise OSError("mprotect() of the teardown guard page failed")
+        _end_stack[0], _end_stack[1] = addr, need
+    return _end_stack[0] + _PAGE, _end_stack[1] - _PAGE
+
+
+def _uc_prepare(func_addr: int, arg: int, stack: int, stack_size: int,
+                link: int) -> Array[c_char]:
     uc = ctypes.create_string_buffer(_UC_SIZE)
     a = ctypes.addressof(uc)
     if C._getcontext(a):
         raise OSError("getcontext() failed")
     c_void_p.from_address(a + 8).value = link
-    c_void_p.from_address(a + 16).value = ctypes.addressof(stack)
+    c_void_p.from_address(a + 16).value = stack
     c_int.from_address(a + 24).value = 0
-    c_size_t.from_address(a + 32).value = ctypes.sizeof(stack)
+    c_size_t.from_address(a + 32).value = stack_size
     C._makecontext(c_void_p(a), c_void_p(func_addr), c_int(1), c_void_p(arg))
     return uc
 
@@ -618,11 +669,14 @@ def _uc_prepare(func_addr: int, arg: int, stack: Array[c_char], link: int) -> Ar
 def _end_on_ucontexts(sub_tstate: int, back_tstate: int) -> None:
     with _uc_lock:
         if not _uc_stacks:
-            _uc_stacks.extend(ctypes.create_string_buffer(_UC_STACK) for _ in range(3))
+            _uc_stacks.extend(ctypes.create_string_buffer(_UC_SWAP_STACK) for _ in range(2))
+        end_stack, end_size = _end_stack_mapping()
+        s1, s3 = ctypes.addressof(_uc_stacks[0]), ctypes.addressof(_uc_stacks[1])
         ret = ctypes.create_string_buffer(_UC_SIZE)
-        c3 = _uc_prepare(_SWAP_ADDR, back_tstate, _uc_stacks[2], ctypes.addressof(ret))
-        c2 = _uc_prepare(_END_INTERPRETER_ADDR, sub_tstate, _uc_stacks[1], ctypes.addressof(c3))
-        c1 = _uc_prepare(_SWAP_ADDR, sub_tstate, _uc_stacks[0], ctypes.addressof(c2))
+        c3 = _uc_prepare(_SWAP_ADDR, back_tstate, s3, _UC_SWAP_STACK, ctypes.addressof(ret))
+        c2 = _uc_prepare(_END_INTERPRETER_ADDR, sub_tstate, end_stack, end_size,
+                         ctypes.addressof(c3))
+        c1 = _uc_prepare(_SWAP_ADDR, sub_tstate, s1, _UC_SWAP_STACK, ctypes.addressof(c2))
         if C._swapcontext(ctypes.addressof(ret), ctypes.addressof(c1)):
             raise OSError("swapcontext() failed")
 

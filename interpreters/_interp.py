@@ -460,6 +460,7 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
     if fast is None:
         return _run_slow(iid, data, extra)
     slot, base, id1, gen, busy_try, busy_release, entry, calls, back, ctrl_c = fast
+    info = None
     if not busy_try():
         raise _exc.InterpreterError("interpreter %d is already running" % iid)
     try:
@@ -498,8 +499,12 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
 
 def _read_failure(slot: int, id1: int) -> _exc.ExceptionInfo:
     entry = _io_for(slot, id1)    # the report may have grown the io block
-    return _exc.ExceptionInfo(*marshal.loads(
-        entry[1][_sub.HDR:_sub.HDR + entry[2][_sub.OUTLEN]]))
+    try:
+        return _exc.ExceptionInfo(*marshal.loads(
+            entry[1][_sub.HDR:_sub.HDR + entry[2][_sub.OUTLEN]]))
+    except Exception:             # the runtime there always writes one; never trust it
+        return _exc.ExceptionInfo("<unknown>", "", "<the exception could not be described>",
+                                  "")
 
 
 def _finish(iid: int, status: int, info: Optional[_exc.ExceptionInfo]) -> NoReturn:
@@ -575,10 +580,11 @@ def is_running(iid: int) -> bool:
 # ------------------------------------------------------------------------------------
 # destroy
 
-def _op(slot: int, id1: int, op: int, tstate: int) -> Tuple[bool, memoryview]:
-    """Run a runtime operation (PREPARE_END, JOIN_THREADS) with *tstate*; busy held."""
+def _op(slot: int, id1: int, op: int, tstate: int, arg: int = 0) -> Tuple[bool, memoryview]:
+    """Run a runtime operation (JOIN_THREADS, PREPARE_END, CANCEL_END) with *tstate*; busy held."""
     entry = _io_for(slot, id1)
     words = entry[2]
+    words[_sub.ARG] = arg
     words[_sub.OP] = op
     words[_sub.STATUS] = _sub.PENDING
     _capi.run_prebuilt(_capi.run_calls(tstate, words[_sub.PROBE], words[_sub.PROBE_NAME],
@@ -604,8 +610,84 @@ def _foreign_threads(slot: int) -> int:
     return len(_capi.interp_tstates(_A.word(slot, _arena.INTERP))) - 1
 
 
+_JOIN_SLICE_US = 50000    # destroy() waits for threads in slices: Ctrl-C lands between them
+
+
+def _failure_text(slot: int, id1: int) -> str:
+    try:
+        info = _read_failure(slot, id1)
+        return "%s: %s" % (info.type_display, info.msg)
+    except Exception:
+        return "unknown error"
+
+
+def _prepare_end(slot: int, iid: int, head: int) -> Optional[str]:
+    """Make interpreter *iid* ready to end, as CPython's shutdown does.
+
+    Run its threading atexit hooks, wait for its non-daemon threads (in slices:
+    KeyboardInterrupt, e.g. Ctrl-C in the main thread, surfaces between them),
+    then refuse new threads.  Return None when nothing blocks the end, else
+    why it cannot end (the caller then calls _cancel_end()).
+    """
+    id1 = iid + 1
+    hooks = 1
+    while True:
+        ok, words = _op(slot, id1, _sub.JOIN_THREADS, head, hooks | _JOIN_SLICE_US << 1)
+        hooks = 0
+        if not ok:
+            return "waiting for its threads failed: %s" % _failure_text(slot, id1)
+        if words[_sub.THREADS]:
+            # Still waiting.  Run the main interpreter's signal handlers now: on
+            # 3.9-3.11 their pending flag may have been lost to another thread's
+            # recomputation while this one was in the sub.
+            _capi.check_signals()
+            continue
+        ok, words = _op(slot, id1, _sub.PREPARE_END, head)
+        if not ok:
+            return "its runtime failed to prepare the end: %s" % _failure_text(slot, id1)
+        if words[_sub.THREADS]:
+            continue                       # one started meanwhile: wait for it too
+        if words[_sub.DAEMONS]:
+            return ("%d daemon thread(s) started in it are still running; CPython cannot "
+                    "end an interpreter while any of its threads runs, and destroy() waits "
+                    "only for non-daemon threads: stop the daemon threads first"
+                    % words[_sub.DAEMONS])
+        if words[_sub.HELD]:
+            return ("%d buffer(s) it sent with send_buffer() are still held by receivers; "
+                    "release those memoryviews first" % words[_sub.HELD])
+        # Threads the threading module does not know (_thread.start_new_thread); a
+        # thread that just finished may still be unlinking its tstate.
+        others = _foreign_threads(slot)
+        deadline = time.monotonic() + 0.2
+        while others and time.monotonic() < deadline:
+            time.sleep(0.005)
+            others = _foreign_threads(slot)
+        if others:
+            return ("%d thread(s) started in it (not with the threading module) are still "
+                    "running; stop them first" % others)
+        return None
+
+
+def _cancel_end(slot: int, iid: int, head: int) -> None:
+    """Undo _prepare_end(): threads may start again, the hooks are registered again."""
+    while True:
+        try:
+            _op(slot, iid + 1, _sub.CANCEL_END, head)     # idempotent
+            return
+        except KeyboardInterrupt:
+            continue
+
+
 def destroy(iid: int, *, at_exit: bool = False) -> bool:
-    """Finalize interpreter *iid*.  Return False if it had to be abandoned (exit only)."""
+    """Finalize interpreter *iid*.  Return False if it had to be abandoned (exit only).
+
+    Like the end of a process: the interpreter's threading atexit hooks run, its
+    non-daemon threads are waited for (KeyboardInterrupt interrupts the wait and
+    leaves the interpreter as it was, minus what those hooks did), then its
+    atexit callbacks run and its modules are finalized; threads started from
+    then on are refused with RuntimeError.  Live daemon threads make it refuse
+    (at exit: abandon the interpreter), since CPython cannot end it then.
+    """
     if iid == 0:
         raise _exc.InterpreterError("the main interpreter cannot be destroyed")
     slot = slot_of(iid)
@@ -626,30 +708,17 @@ def destroy(iid: int, *, at_exit: bool = False) -> bool:
         if _ctrl_c is not None and _ctrl_c.injected == slot:
             _ctrl_c.settle()       # a Ctrl-C sent in too late must not fire in teardown
         head = _drop_extra_tstates(slot)
-        others = _foreign_threads(slot)
-        if others and at_exit:
-            _op(slot, id1, _sub.JOIN_THREADS, head)    # like exit: join non-daemon threads
-            others = _foreign_threads(slot)
-        if others and not at_exit:
-            # A thread that just finished may still be unlinking its tstate.
-            deadline = time.monotonic() + 0.2
-            while others and time.monotonic() < deadline:
-                time.sleep(0.005)
-                others = _foreign_threads(slot)
-        if others:
+        try:
+            blocker = _prepare_end(slot, iid, head)
+        except BaseException:
+            _cancel_end(slot, iid, head)
+            raise
+        if blocker is not None:
+            _cancel_end(slot, iid, head)
             if at_exit:
                 return _abandon(slot, iid, busy_held=True)
-            raise _exc.InterpreterError(
-                "cannot destroy interpreter %d: %d thread(s) started in it are still "
-                "running; stop and join them first" % (iid, others))
-        ok, words = _op(slot, id1, _sub.PREPARE_END, head)
-        if ok and words[_sub.THREADS]:
-            if at_exit:
-                return _abandon(slot, iid, busy_held=True)
-            raise _exc.InterpreterError(
-                "cannot destroy interpreter %d: %d buffer(s) it sent with send_buffer() "
-                "are still held by receivers; release those memoryviews first"
-                % (iid, words[_sub.THREADS]))
+            raise _exc.InterpreterError("cannot destroy interpreter %d: %s" % (iid, blocker))
+        words = _io_for(slot, id1)[2]
         _capi.unpin(head, (words[_sub.PROBE], words[_sub.PROBE_NAME]))
         _capi.end_interpreter(head)
         _release(slot, iid)
@@ -704,16 +773,22 @@ def _abandon(slot: int, iid: int, busy_held: bool = False) -> bool:
 def _at_exit() -> None:
     global _exiting
     _exiting = True
+    interrupted = False
     for slot in _A.live_slots():
         iid = _A.word(slot, _arena.ID1) - 1
         if iid <= 0:
             continue
         try:
-            destroy(iid, at_exit=True)
-        except Exception as exc:   # never let exit fail half-way
+            if interrupted:      # Ctrl-C at exit: stop waiting for threads anywhere
+                _abandon(slot, iid)
+            else:
+                destroy(iid, at_exit=True)
+        except BaseException as exc:   # never let exit fail half-way
+            if isinstance(exc, KeyboardInterrupt):
+                interrupted = True
             try:
                 sys.stderr.write("interpreters: could not end interpreter %d at exit: %s\n"
-                                 % (iid, exc))
+                                 % (iid, str(exc) or type(exc).__name__))
             except Exception:
                 pass
             try:   # left linked, it would make finalization abort (fact 9)

@@ -13,13 +13,25 @@ sides map.  Layout, little-endian int64 words, then data from byte HDR:
     1 SRCLEN   source length (bytes at HDR)
     2 OUTLEN   length of the marshalled exception info (at HDR) on FAILED
     3 CAP      size of the memfd; either side may grow it (ftruncate + remap)
-    4 OP       what to do: RUN, PREPARE_END, JOIN_THREADS
+    4 OP       what to do: RUN, JOIN_THREADS, PREPARE_END, CANCEL_END
     5 READY    MAGIC once the runtime is installed
     6 EXTRA    length of marshalled injected names, stored after the source
-    7 THREADS  reply: JOIN_THREADS, threads still alive besides the caller;
-               PREPARE_END, buffers exported from here still held by receivers
+    7 THREADS  reply of JOIN_THREADS and PREPARE_END: non-daemon threads still alive
     8 PROBE    address of the entry probe object      9 PROBE_NAME  address of
                its attribute name (see below)
+   10 HELD     reply of PREPARE_END: buffers exported from here still held by receivers
+   11 ARG      argument of JOIN_THREADS: 1 to run the threading atexit hooks first,
+               plus 2 * the longest wait in microseconds (0: until all are done)
+   12 DAEMONS  reply of PREPARE_END: daemon threads still alive
+
+Ending an interpreter (``_interp.destroy()``) goes through these operations, as
+CPython's own shutdown does (threading._shutdown(), then atexit, then the
+modules): JOIN_THREADS, repeated, runs the threading atexit hooks
+(``threading._register_atexit``, e.g. concurrent.futures' executors) once and
+then waits for the non-daemon threads; PREPARE_END refuses new threads from then
+on (as CPython 3.12+ does once an interpreter is finalizing: atexit callbacks
+and ``__del__`` methods that start one get RuntimeError) and reports what
+still blocks the end; CANCEL_END undoes both if the end is called off.
 
 The entry point is a property getter: the caller enters the interpreter with
 ``PyObject_HasAttr(probe, "__interpreters_run__")``, which runs ``run()`` and
@@ -40,8 +52,9 @@ if TYPE_CHECKING:
 
 HDR = 128
 STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME = range(10)
+HELD, ARG, DAEMONS = 10, 11, 12
 PENDING, OK, FAILED = -1, 0, 1
-RUN, PREPARE_END, JOIN_THREADS = 0, 1, 2
+RUN, PREPARE_END, JOIN_THREADS, CANCEL_END = 0, 1, 2, 3
 MAGIC = 0x49505335  # "IPS5"
 _CACHE_MAX = 256          # compiled-code cache entries
 _CACHE_SRC_MAX = 1 << 16  # only sources up to this size are cached
@@ -57,9 +70,11 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
     import os
     import sys
     import threading   # DESIGN.md fact 5: import now, on the creating thread
+    import time
 
     if path is not None:
         sys.path[:] = path
+    _guard_fork(interp_id)
 
     mapping: Dict[str, Any] = {}   # "mm", "words", "size": the current mapping
     cache: Dict[bytes, Any] = {}
@@ -86,28 +101,37 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
         mapping["words"][OUTLEN] = len(data)
 
     def describe(exc: BaseException) -> bytes:
+        # Every step may meet user code (a metaclass, __str__, __repr__): each has a
+        # fallback, so that whatever happens the caller gets a description.
         import traceback
-        tb = exc.__traceback__
-        if tb is not None and tb.tb_frame.f_code is run.__code__:
-            tb = tb.tb_next       # hide this runtime's own frame
-        try:
-            formatted = "".join(traceback.format_exception(type(exc), exc, tb))
-        except BaseException:   # a broken __str__ or similar
-            formatted = "%s: <unprintable exception>\n" % type(exc).__qualname__
-        try:
-            msg = str(exc)
-        except BaseException:
-            msg = "<unprintable %s object>" % type(exc).__name__
-        builtin = ""
-        for cls in type(exc).__mro__:
-            if (getattr(builtins, cls.__name__, None) is cls and issubclass(cls, Exception)
-                    and cls is not Exception):
-                builtin = cls.__name__
-                break
         cls = type(exc)
-        return marshal.dumps((str(getattr(cls, "__qualname__", cls.__name__)),
-                              str(getattr(cls, "__module__", "") or ""),
-                              msg, formatted, builtin))
+        name = _type_name(cls)
+        try:
+            module = str.__str__(str(vars(type)["__module__"].__get__(cls) or ""))
+        except BaseException:
+            module = ""
+        try:
+            msg = str.__str__(str(exc))     # an exact str: marshal refuses subclasses
+        except BaseException:
+            msg = "<unprintable %s object>" % name
+        try:
+            tb = exc.__traceback__
+            if tb is not None and tb.tb_frame.f_code is run.__code__:
+                tb = tb.tb_next       # hide this runtime's own frame
+            formatted = "".join(traceback.format_exception(cls, exc, tb))
+        except BaseException:   # a broken __str__, a class that cannot be named...
+            formatted = "%s: %s\n" % (name, msg)
+        builtin = ""
+        try:
+            for base in vars(type)["__mro__"].__get__(cls):
+                base_name = _type_name(base)
+                if (getattr(builtins, base_name, None) is base and issubclass(base, Exception)
+                        and base is not Exception):
+                    builtin = base_name
+                    break
+        except BaseException:
+            builtin = ""
+        return marshal.dumps((name, module, msg, formatted, builtin))
 
     def flush() -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -123,26 +147,8 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
                 remap()
             words = mapping["words"]
             op = words[OP]
-            if op == PREPARE_END:
-                # Py_EndInterpreter runs threading._shutdown(), which must run on
-                # the sub's "main" thread: make that the calling thread.
-                threading._main_thread._ident = threading.get_ident()  # type: ignore[attr-defined]
-                flush()
-                # Buffers sent from here with send_buffer() and still held elsewhere
-                # would dangle once this interpreter's objects are freed.
-                held = 0
-                for mod in list(sys.modules.values()):
-                    if getattr(mod, "_INTERPRETERS_CHANNELS", False) is True:
-                        held += mod.outstanding_exports()
-                words[THREADS] = held
-                words[STATUS] = OK
-                return
-            if op == JOIN_THREADS:
-                me = threading.current_thread()
-                for t in threading.enumerate():
-                    if t is not me and not t.daemon and t is not threading.main_thread():
-                        t.join()
-                words[THREADS] = sum(1 for t in threading.enumerate() if t is not me) - 1
+            if op != RUN:
+                ending(op, words)
                 words[STATUS] = OK
                 return
             n = words[SRCLEN]
@@ -163,12 +169,130 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
             flush()
             words[STATUS] = OK
         except BaseException as exc:   # SystemExit and KeyboardInterrupt included
+            report(exc)
+
+    def report(exc: BaseException) -> None:
+        # Never leaves STATUS at PENDING: the caller would find the runtime damaged.
+        try:
+            flush()
+            data = describe(exc)
+        except BaseException:
+            data = b""
+        for attempt in (data, _UNDESCRIBED):
             try:
-                flush()
-                write_out(describe(exc))
-                mapping["words"][STATUS] = FAILED
+                if attempt:
+                    write_out(attempt)
+                    mapping["words"][STATUS] = FAILED
+                    return
             except BaseException:
                 pass
+
+    # --- ending the interpreter (see the module docstring) ---------------------
+    import _thread
+    modules = {"_thread": _thread, "threading": threading}
+
+    def refuse_thread(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("can't create new thread at interpreter shutdown "
+                           "(interpreter %d is being destroyed)" % interp_id)
+
+    def guard_threads(on: bool) -> None:
+        if on and "unguarded" not in mapping:
+            saved = {}
+            for mod_name, attr in _THREAD_STARTERS:
+                mod = modules[mod_name]
+                if hasattr(mod, attr):
+                    saved[(mod_name, attr)] = getattr(mod, attr)
+                    setattr(mod, attr, refuse_thread)
+            mapping["unguarded"] = saved
+        elif not on:
+            for (mod_name, attr), fn in mapping.pop("unguarded", {}).items():
+                setattr(modules[mod_name], attr, fn)
+
+    def alive() -> Tuple[List[Any], int]:
+        """The non-daemon threads alive besides the caller, and the daemon count."""
+        me = threading.current_thread()
+        main = threading.main_thread()
+        waited, daemons = [], 0
+        for t in threading.enumerate():
+            # _DummyThread: a thread that entered with run(); its tstate is gone.
+            if t is me or t is main or isinstance(t, threading._DummyThread):
+                continue
+            if t.daemon:
+                daemons += 1
+            else:
+                waited.append(t)
+        return waited, daemons
+
+    def run_threading_hooks() -> None:
+        # What threading._shutdown() does before it joins (3.9+): e.g.
+        # concurrent.futures makes its idle workers exit.  The hooks are taken
+        # off the list (Py_EndInterpreter would run them again) and kept, to be
+        # put back if the end is called off.
+        hooks = getattr(threading, "_threading_atexits", None)
+        if hooks is None:
+            # 3.8: concurrent.futures' workers are daemon threads, stopped by an
+            # atexit callback; run that one here, so that they are not in the way.
+            futures = sys.modules.get("concurrent.futures.thread")
+            stop = getattr(futures, "_python_exit", None)
+            if stop is None:
+                return
+            import atexit
+            atexit.unregister(stop)
+            mapping["atexit"] = stop
+            hooks = [stop]
+        taken = list(hooks)
+        del hooks[:]
+        mapping.setdefault("hooks", []).extend(taken)
+        for hook in reversed(taken):
+            try:
+                hook()
+            except BaseException:
+                _print_ignored("Exception ignored in a threading atexit hook of interpreter "
+                               "%d:" % interp_id)
+
+    def ending(op: int, words: Any) -> None:
+        if op == JOIN_THREADS:
+            arg = words[ARG]
+            if arg & 1:
+                run_threading_hooks()
+            timeout = (arg >> 1) / 1e6
+            deadline = time.monotonic() + timeout
+            for t in alive()[0]:
+                if timeout:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    t.join(left)
+                else:
+                    t.join()
+            words[THREADS] = len(alive()[0])
+        elif op == PREPARE_END:
+            # Py_EndInterpreter runs threading._shutdown(), which must run on
+            # the sub's "main" thread: make that the calling thread.
+            threading._main_thread._ident = threading.get_ident()  # type: ignore[attr-defined]
+            flush()
+            guard_threads(True)
+            waited, daemons = alive()
+            # Buffers sent from here with send_buffer() and still held elsewhere
+            # would dangle once this interpreter's objects are freed.
+            held = 0
+            for mod in list(sys.modules.values()):
+                if getattr(mod, "_INTERPRETERS_CHANNELS", False) is True:
+                    held += mod.outstanding_exports()
+            words[THREADS] = len(waited)
+            words[DAEMONS] = daemons
+            words[HELD] = held
+            if waited or daemons or held:
+                guard_threads(False)
+        elif op == CANCEL_END:
+            guard_threads(False)
+            taken = mapping.pop("hooks", [])
+            hooks = getattr(threading, "_threading_atexits", None)
+            if hooks is not None:
+                hooks[:0] = taken
+            if "atexit" in mapping:
+                import atexit
+                atexit.register(mapping.pop("atexit"))
 
     entry_type = type("_Entry", (), {"__slots__": (), ENTRY_NAME: property(run)})
     probe = entry_type()
@@ -189,3 +313,58 @@ def _inject(names: Tuple[str, Dict[str, Any]], ns: Dict[str, Any]) -> None:
     channels = importlib.import_module(package + "._channels")   # only when used
     for name, spec in specs.items():
         ns[name] = channels.from_spec(spec)
+
+
+# What starts a thread, in each module that binds it (3.13: start_joinable_thread).
+_THREAD_STARTERS = (("_thread", "start_new_thread"), ("_thread", "start_new"),
+                    ("_thread", "start_joinable_thread"), ("threading", "_start_new_thread"),
+                    ("threading", "_start_joinable_thread"))
+
+# Sent when even a fallback description failed (e.g. out of memory).
+_UNDESCRIBED = __import__("marshal").dumps(
+    ("<unknown>", "", "<the exception could not be described>", "", ""))
+
+
+def _type_name(cls: Any) -> str:
+    """cls.__qualname__, read past any metaclass; else its __name__; else '<unknown>'."""
+    for key in ("__qualname__", "__name__"):
+        try:
+            return str(vars(type)[key].__get__(cls))
+        except BaseException:
+            pass
+    return "<unknown>"
+
+
+def _print_ignored(header: str) -> None:
+    """Print the exception being handled as CPython prints one it ignores."""
+    import sys
+    import traceback
+    try:
+        print(header, file=sys.stderr)
+        traceback.print_exc()
+    except BaseException:
+        pass
+
+
+def _guard_fork(interp_id: int) -> None:
+    """Refuse os.fork() here, as CPython 3.8 and isolated interpreters do.
+
+    CPython 3.9+ lets a legacy subinterpreter fork, and the child then dies of
+    "Fatal Python error: _PyInterpreterState_DeleteExceptMain: not main
+    interpreter".  os.forkpty() and subprocess's preexec_fn are refused in
+    subinterpreters by CPython itself.
+    """
+    import os
+    import posix
+
+    original = posix.fork
+
+    def fork() -> int:
+        raise RuntimeError(
+            "fork not supported for subinterpreters: os.fork() was called in "
+            "interpreter %d, and only the main interpreter may fork (the child process "
+            "would die of a fatal error); start processes with subprocess instead"
+            % interp_id)
+    fork.__doc__ = original.__doc__
+    fork.__wrapped__ = original   # type: ignore[attr-defined]
+    os.fork = posix.fork = fork
