@@ -17,11 +17,17 @@ through one face can be used through the other (``Interpreter(id)``,
     _executor.py     InterpreterPoolExecutor (as concurrent.futures's, 3.14)
     _crossinterp.py  is_shareable(), NotShareableError, unbound-item markers
 
-Versions.  ``create()`` gives each interpreter its own GIL on 3.12+, as 3.14
+Versions.  ``create()`` gives each interpreter its own GIL on 3.13, as 3.14
 does (``OWN_GIL`` is True there, and ``Interpreter.own_gil`` says it per
-interpreter); on 3.8-3.11 CPython cannot, and interpreters share the GIL (code
-in them does not run in parallel).  On 3.12 only, queues cannot be used inside
-own-GIL interpreters: passing one there raises NotShareableError naming the rule.
+interpreter).  On 3.8-3.11 CPython cannot, and interpreters share the GIL
+(code in them does not run in parallel).  On 3.12 CPython refuses _ctypes in
+own-GIL interpreters, so this package's queues cannot work inside them there:
+create() gives shared-GIL interpreters on 3.12, so that 3.14 code using queues
+runs unchanged, while InterpreterPoolExecutor's workers (which need no queues)
+have their own GIL from 3.12; a queue passed to one of those raises
+NotShareableError naming the rule.  For own-GIL interpreters on 3.12 without
+queues, make them with the package's ``interpreters.create(isolated=True)`` and
+use them here through ``Interpreter(id)``.
 
 Differences from 3.14, all on purpose: call() also sends closures, lambdas and
 local classes (by value) where 3.14 raises NotShareableError; queue waits are
@@ -143,7 +149,8 @@ def _failed(err: RunFailedError) -> BaseException:
     info = err.excinfo
     if info is None:
         return err
-    if info.type_name == "NotSendableError" and info.type_module == _call.RUNTIME_NAME:
+    if info.type_name == "NotSendableError" and info.type_module in (
+            "interpreters", _call.RUNTIME_NAME):
         # the result could not be pickled there
         return NotShareableError(info.msg)
     new = ExecutionFailed(ExceptionSnapshot._from_core(info))
@@ -156,8 +163,9 @@ def _failed(err: RunFailedError) -> BaseException:
 def create() -> Interpreter:
     """Return a new (idle) Python interpreter.
 
-    It has its own GIL on CPython 3.12+ (as on 3.14: extension modules that do
-    not support that fail to import there); below 3.12 it shares the GIL.
+    It has its own GIL on CPython 3.13 (as on 3.14: extension modules that do
+    not support that fail to import there); on 3.8-3.12 it shares the GIL
+    (see the module docstring for why 3.12 does too).
     """
     iid = _interp.create(isolated=OWN_GIL)
     self = Interpreter(iid)
@@ -167,7 +175,7 @@ def create() -> Interpreter:
 
 def list_all() -> List[Interpreter]:
     """Return all existing interpreters."""
-    return [Interpreter(i) for i in _interp.list_ids()]
+    return [Interpreter(i) for i in sorted(_interp.list_ids())]
 
 
 def get_current() -> Interpreter:
@@ -196,7 +204,7 @@ class Interpreter:
 
     "id" - the unique process-global ID number for the interpreter
     "whence" - indicates where the interpreter was created
-    "own_gil" - whether it has its own GIL (an addition: 3.12+ for create())
+    "own_gil" - whether it has its own GIL (an addition: create() on 3.13)
 
     ``Interpreter(id)`` returns the one object for that id in this
     interpreter.  Interpreters not created by this package (by either of its
@@ -255,7 +263,7 @@ class Interpreter:
 
     @property
     def own_gil(self) -> bool:
-        """True if the interpreter has its own GIL (create() on 3.12+; an addition)."""
+        """True if the interpreter has its own GIL (create() on 3.13; an addition)."""
         return _interp.is_isolated(self._id)
 
     def is_running(self) -> bool:

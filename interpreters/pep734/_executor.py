@@ -17,7 +17,7 @@ from concurrent.futures.thread import BrokenThreadPool
 
 from .. import _executor as _core_executor
 from .._exc import RunFailedError
-from . import ExecutionFailed, ExceptionSnapshot, _failed, _format
+from . import ExecutionFailed, ExceptionSnapshot, _crossinterp, _failed, _format
 
 # Annotations are strings (postponed); typing is imported for the checker only.
 TYPE_CHECKING = False
@@ -68,7 +68,7 @@ class InterpreterPoolExecutor(_core_executor.InterpreterPoolExecutor):
     initializer=None, initargs=())`` as in CPython 3.14: *max_workers*
     defaults to ``min(32, os.cpu_count() + 4)``; each worker thread (named
     ``thread_name_prefix + '_' + n``) owns one interpreter, which has its own
-    GIL on CPython 3.12+; ``initializer(*initargs)`` runs in each interpreter
+    GIL on CPython 3.12+ (on 3.12, tasks cannot take queues: NotShareableError); ``initializer(*initargs)`` runs in each interpreter
     first, and if it raises, the pool is broken (BrokenInterpreterPool).
 
     It is not a ThreadPoolExecutor subclass here (3.14's is).
@@ -83,8 +83,8 @@ class InterpreterPoolExecutor(_core_executor.InterpreterPoolExecutor):
             max_workers = min(32, (os.cpu_count() or 1) + 4)
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
-        from . import OWN_GIL
-        super().__init__(max_workers, isolated=OWN_GIL, initializer=initializer,
+        super().__init__(max_workers, isolated=_crossinterp.EXECUTOR_OWN_GIL,
+                         initializer=initializer,
                          initargs=initargs)
         if thread_name_prefix:
             self._thread_name_prefix = thread_name_prefix
@@ -95,8 +95,11 @@ class InterpreterPoolExecutor(_core_executor.InterpreterPoolExecutor):
         if fn is _core_executor._Chunk:
             fn, args, kwargs = _chunk, args, {}
         from .. import _call
+        barred = interp.id if _crossinterp.QUEUES_BARRED_FROM_OWN_GIL else None
         try:
-            ok, value = _call.call(interp, _capture, fn, args, kwargs)
+            with _crossinterp.barred_target(barred):
+                payload = _call._pickle_call(interp, _capture, (fn, args, kwargs), {})
+            ok, value = _call._execute(interp, _capture, payload)
         except RunFailedError as err:
             raise _failed(err) from None
         except _call.NotSendableError as exc:
@@ -111,11 +114,11 @@ class InterpreterPoolExecutor(_core_executor.InterpreterPoolExecutor):
                                                     display.rstrip("\n")))
         if data is not None:
             try:
-                exc = pickle.loads(data)
+                original = pickle.loads(data)
             except Exception:
-                exc = None
-            if isinstance(exc, BaseException):
-                raise exc from wrapper
+                original = None
+            if isinstance(original, BaseException):
+                raise original from wrapper
         raise wrapper
 
 

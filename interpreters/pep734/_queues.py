@@ -66,7 +66,10 @@ class ItemInterpreterDestroyed(QueueError, _crossinterp.ItemInterpreterDestroyed
     """Raised from get() and get_nowait()."""
 
 
-# Item layout in the underlying queue: (putter id, op, kind, payload).
+# Item layout in the underlying queue: (_TAG, putter id, op, kind, payload).  Items
+# without the tag were put through the package's PEP 554 face: get() returns them
+# as they are.
+_TAG = "interpreters.pep734 item"
 _SHARED, _PICKLED, _WITH_QUEUES = 0, 1, 2
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
 
@@ -94,14 +97,14 @@ def _from_core(obj: Any) -> Any:
     return obj
 
 
-def _encode(obj: object, op: int) -> Tuple[int, int, int, Any]:
+def _encode(obj: object, op: int) -> Tuple[str, int, int, int, Any]:
     me = _interp.current_id()
     if _crossinterp.is_shareable(obj):
         if _has_queue(obj):
-            return (me, op, _WITH_QUEUES, _to_core(obj))
-        return (me, op, _SHARED, obj)
+            return (_TAG, me, op, _WITH_QUEUES, _to_core(obj))
+        return (_TAG, me, op, _SHARED, obj)
     try:
-        return (me, op, _PICKLED, pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+        return (_TAG, me, op, _PICKLED, pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
     except Exception as exc:
         raise NotShareableError("%s object is neither shareable nor picklable: %s: %s"
                                 % (type(obj).__name__, type(exc).__name__, exc)) from exc
@@ -110,8 +113,10 @@ def _encode(obj: object, op: int) -> Tuple[int, int, int, Any]:
 _REMOVED = object()
 
 
-def _decode(item: Tuple[int, int, int, Any]) -> Any:
-    putter, op, kind, payload = item
+def _decode(item: Any) -> Any:
+    if type(item) is not tuple or len(item) != 5 or item[0] != _TAG:
+        return item
+    _, putter, op, kind, payload = item
     if putter and not _interp.exists(putter):
         if op == _crossinterp.OP_ERROR:
             raise ItemInterpreterDestroyed(
