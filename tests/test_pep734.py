@@ -24,7 +24,7 @@ from interpreters import pep734
 from interpreters.pep734 import _queues
 
 OWN_GIL_CREATE = PYVER >= (3, 13)
-OWN_GIL_EXECUTOR = PYVER >= (3, 12)
+OWN_GIL_EXECUTOR = PYVER >= (3, 13)
 
 
 def _current_id():

@@ -21,13 +21,13 @@ Versions.  ``create()`` gives each interpreter its own GIL on 3.13, as 3.14
 does (``OWN_GIL`` is True there, and ``Interpreter.own_gil`` says it per
 interpreter).  On 3.8-3.11 CPython cannot, and interpreters share the GIL
 (code in them does not run in parallel).  On 3.12 CPython refuses _ctypes in
-own-GIL interpreters, so this package's queues cannot work inside them there:
-create() gives shared-GIL interpreters on 3.12, so that 3.14 code using queues
-runs unchanged, while InterpreterPoolExecutor's workers (which need no queues)
-have their own GIL from 3.12; a queue passed to one of those raises
-NotShareableError naming the rule.  For own-GIL interpreters on 3.12 without
-queues, make them with the package's ``interpreters.create(isolated=True)`` and
-use them here through ``Interpreter(id)``.
+own-GIL interpreters, so neither this package's queues nor any module that
+imports it (as every module with the import line above does) can be used
+inside them: create() and InterpreterPoolExecutor give shared-GIL interpreters
+on 3.12, so that 3.14 code runs unchanged.  For own-GIL interpreters on 3.12
+(code that needs nothing of this package inside), make them with the package's
+``interpreters.create(isolated=True)`` and use them here through
+``Interpreter(id)``; a queue passed to one raises NotShareableError naming the rule.
 
 Differences from 3.14, all on purpose: call() also sends closures, lambdas and
 local classes (by value) where 3.14 raises NotShareableError; queue waits are

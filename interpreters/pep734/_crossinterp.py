@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 __all__ = ["NotShareableError", "is_shareable", "UnboundItem", "UNBOUND", "UNBOUND_ERROR",
            "UNBOUND_REMOVE", "ItemInterpreterDestroyed"]
 
-# create() gives interpreters their own GIL where CPython lets this package use queues
-# in them (3.13+), as 3.14 does; the executor's workers, which need no queues, get
-# their own GIL from 3.12.
+# create() and the executor give interpreters their own GIL where CPython lets this
+# package be imported in them (3.13+), as 3.14 does: on 3.12, a module that does the
+# PEP 734 import line (so imports this package) cannot be imported there.
 OWN_GIL = sys.version_info >= (3, 13)
-EXECUTOR_OWN_GIL = sys.version_info >= (3, 12)
+EXECUTOR_OWN_GIL = OWN_GIL
 
 # CPython 3.12 refuses _ctypes in own-GIL subinterpreters, so this package (and so
 # its queues) cannot be imported there; 3.13 allows it.

@@ -3,7 +3,7 @@
 Built on the package's executor (``interpreters._executor``): each worker
 thread owns one interpreter (own GIL on 3.12+, as create()), tasks travel by
 pickle (and closures, lambdas and ``__main__`` functions by value, a superset
-of 3.14).  As in 3.14, ``future.result()`` re-raises the exception the task
+of 3.14).  Workers have their own GIL on 3.13, as create() (shared below).  As in 3.14, ``future.result()`` re-raises the exception the task
 raised, with an ExecutionFailed (the traceback there) as its ``__cause__``;
 when the exception cannot be pickled back, the ExecutionFailed itself.
 """
@@ -68,7 +68,7 @@ class InterpreterPoolExecutor(_core_executor.InterpreterPoolExecutor):
     initializer=None, initargs=())`` as in CPython 3.14: *max_workers*
     defaults to ``min(32, os.cpu_count() + 4)``; each worker thread (named
     ``thread_name_prefix + '_' + n``) owns one interpreter, which has its own
-    GIL on CPython 3.12+ (on 3.12, tasks cannot take queues: NotShareableError); ``initializer(*initargs)`` runs in each interpreter
+    GIL on CPython 3.13 (shared on 3.8-3.12, see interpreters.pep734); ``initializer(*initargs)`` runs in each interpreter
     first, and if it raises, the pool is broken (BrokenInterpreterPool).
 
     It is not a ThreadPoolExecutor subclass here (3.14's is).
