@@ -343,7 +343,42 @@ def test_at_exit_open_interpreters_are_reported():
         interp.exec("x = 1")
         print("ok")
     """)
-    assert "close them with Interpreter.close()" in err, err
+    assert ("<sys>:0: RuntimeWarning: remaining subinterpreters; close them with "
+            "Interpreter.close()") in err, err
+    assert out == "ok\n"
+
+
+def test_fork_inside_raises_runtimeerror():
+    interp = pep734.create()
+    with pytest.raises(pep734.ExecutionFailed) as info:
+        interp.exec("import os\npid = os.fork()\nif pid == 0: os._exit(0)")
+    assert info.value.excinfo.type.__name__ == "RuntimeError"
+    interp.exec("assert 'pid' not in dir()")
+    interp.close()
+
+
+def test_ctrl_c_interrupts_a_queue_get():
+    out, err = assert_python_ok("""
+        import os, signal, threading
+        from interpreters import pep734
+        q = pep734.create_queue()
+        started = threading.Event()
+
+        def interrupt():
+            started.wait()
+            threading.Event().wait(0.3)    # let the main thread reach get()
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt).start()
+        started.set()
+        try:
+            q.get()                   # waits forever unless Ctrl-C cuts it short
+        except KeyboardInterrupt:
+            print("interrupted")
+        q.put(1)
+        print(q.get_nowait())
+    """)
+    assert out == "interrupted\n1\n", (out, err)
 
 
 # -- shareable ------------------------------------------------------------------------

@@ -97,8 +97,11 @@ def _from_core(obj: Any) -> Any:
     return obj
 
 
+_ME = _interp.current_id()      # this interpreter (alive while this code runs)
+
+
 def _encode(obj: object, op: int) -> Tuple[str, int, int, int, Any]:
-    me = _interp.current_id()
+    me = _ME
     if _crossinterp.is_shareable(obj):
         if _has_queue(obj):
             return (_TAG, me, op, _WITH_QUEUES, _to_core(obj))
@@ -117,7 +120,7 @@ def _decode(item: Any) -> Any:
     if type(item) is not tuple or len(item) != 5 or item[0] != _TAG:
         return item
     _, putter, op, kind, payload = item
-    if putter and not _interp.exists(putter):
+    if putter and putter != _ME and not _interp.exists(putter):
         if op == _crossinterp.OP_ERROR:
             raise ItemInterpreterDestroyed(
                 "the interpreter (%d) that put this item was destroyed" % putter)
