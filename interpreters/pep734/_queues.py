@@ -100,11 +100,15 @@ def _from_core(obj: Any) -> Any:
 _ME = _interp.current_id()      # this interpreter (alive while this code runs)
 
 
-def _encode(obj: object, op: int) -> Tuple[str, int, int, int, Any]:
+def _encode(obj: object, op: int) -> Any:
     me = _ME
     if _crossinterp.is_shareable(obj):
         if _has_queue(obj):
             return (_TAG, me, op, _WITH_QUEUES, _to_core(obj))
+        if not me and not (type(obj) is tuple and obj and obj[0] == _TAG):
+            # The main interpreter outlives every item: no unbound rule can apply, so
+            # shareable data goes as it is (bytes keep the core's fast path).
+            return obj
         return (_TAG, me, op, _SHARED, obj)
     try:
         return (_TAG, me, op, _PICKLED, pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
