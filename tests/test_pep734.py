@@ -408,6 +408,32 @@ def test_create_queue():
         pep734.create_queue(maxsize=1, unbounditems=_queues.UNBOUND, extra=1)
 
 
+def test_create_queue_maxsize():
+    assert pep734.create_queue(-1).maxsize == 0
+    with pytest.raises(TypeError):
+        pep734.create_queue("1")
+    q = pep734.create_queue(3)
+    with pytest.raises(AttributeError):
+        q.maxsize = 5
+    with pytest.raises(AttributeError):
+        q.id = 5
+
+
+def test_queue_by_bare_id_in_another_interpreter():
+    q = pep734.create_queue()
+    q.put(b"spam")
+    interp = pep734.create()
+    interp.exec("""if True:
+        from interpreters.pep734 import Queue
+        q = Queue(%d)
+        assert q.qsize() == 1
+        assert q.get() == b"spam"
+        q.put(b"eggs")
+        """ % q.id)
+    assert q.get_nowait() == b"eggs"
+    interp.close()
+
+
 def test_queue_ids():
     q = pep734.create_queue()
     assert pep734.Queue(q.id) is q
