@@ -10,6 +10,7 @@ import inspect
 import os
 import pickle
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -653,6 +654,13 @@ def test_executor_broken_by_initializer():
                                         initargs=(RuntimeError, "init")) as ex:
         with pytest.raises(pep734.BrokenInterpreterPool):
             ex.submit(_add, 1).result(WAIT)
+
+
+def test_pyproject_installs_the_subpackage():
+    with open(os.path.join(REPO_ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        text = f.read()
+    packages = re.search(r"^packages = \[(.*)\]$", text, re.M).group(1)
+    assert '"interpreters.pep734"' in packages, packages
 
 
 # -- examples -------------------------------------------------------------------------
