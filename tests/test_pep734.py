@@ -151,6 +151,16 @@ def test_whence():
     interp.close()
 
 
+@pytest.mark.skipif(PYVER != (3, 13), reason="CPython records whence from 3.13")
+def test_whence_of_interpreters_made_by_cpythons_module():
+    import _interpreters
+    iid = _interpreters.create()
+    try:
+        assert pep734.Interpreter(iid).whence == "_interpreters module"
+    finally:
+        _interpreters.destroy(iid)
+
+
 def test_get_current_inside():
     interp = pep734.create()
     assert interp.call(_current_id) == interp.id

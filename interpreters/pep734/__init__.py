@@ -205,6 +205,10 @@ _created: set = set()   # type: ignore[type-arg]
 
 _known: _weakref.WeakValueDictionary[int, Interpreter] = _weakref.WeakValueDictionary()
 
+# CPython 3.13's _interpreters.WHENCE_* values, named as 3.14 names them.
+_WHENCE = {0: "unknown", 1: "runtime init", 2: "legacy C-API", 3: "C-API",
+           4: "cross-interpreter C-API", 5: "_interpreters module"}
+
 _JOIN_THREADS = ("(lambda t: [x.join() for x in t.enumerate() if not x.daemon and x is not "
                  "t.current_thread() and x is not t.main_thread()])(__import__('threading'))\n")
 
@@ -266,12 +270,19 @@ class Interpreter:
     @property
     def whence(self) -> str:
         """Where the interpreter was created: 'runtime init' for the main one,
-        '_interpreters module' for this package's (either API), else 'unknown'."""
+        '_interpreters module' for this package's (either API); for others, on
+        3.13 what CPython records ('_interpreters module' for its own module,
+        'C-API', 'legacy C-API', ...), on 3.8-3.12 'unknown'."""
         if self._id == 0:
             return "runtime init"
         if _interp._A.find_slot(self._id) is not None:
             return "_interpreters module"
-        return "unknown"
+        try:
+            import _interpreters  # type: ignore[import-not-found,unused-ignore]  # 3.13
+            code = _interpreters.whence(self._id)
+        except Exception:
+            return "unknown"
+        return _WHENCE.get(code, "unknown")
 
     @property
     def own_gil(self) -> bool:
