@@ -308,6 +308,10 @@ def test_call():
     with pytest.raises(pep734.ExecutionFailed) as info:
         interp.call(_fail, KeyError, "k")
     assert info.value.excinfo.type.__name__ == "KeyError"
+    display = info.value.excinfo.errdisplay
+    assert display.startswith("Traceback (most recent call last):\n  File ")
+    assert ", in _fail\n" in display and "KeyError: 'k'" in display
+    assert "_interpreters_callrt" not in display and '"<string>"' not in display, display
     with pytest.raises(pep734.NotShareableError):
         interp.call(_add, threading.Lock())     # unpicklable argument
     with pytest.raises(pep734.NotShareableError):
@@ -654,6 +658,8 @@ def test_executor_reraises_the_original():
         assert type(info.value) is KeyError
         assert isinstance(info.value.__cause__, pep734.ExecutionFailed)
         assert "Uncaught in the interpreter" in str(info.value.__cause__)
+        display = info.value.__cause__.excinfo.errdisplay
+        assert ", in _fail\n" in display and "_capture" not in display, display
         with pytest.raises(pep734.ExecutionFailed) as info2:
             ex.submit(_raise_unpicklable).result(WAIT)
         assert info2.value.excinfo.type.__name__ == "_Unpicklable"

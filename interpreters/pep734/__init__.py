@@ -108,7 +108,44 @@ class ExceptionSnapshot:
         etype = _types.SimpleNamespace(__name__=qualname.rpartition(".")[2],
                                       __qualname__=qualname, __module__=module)
         return cls(etype, info.msg,
-                   _format(qualname, module, info.msg), info.formatted.rstrip("\n"))
+                   _format(qualname, module, info.msg), _trim(info.formatted.rstrip("\n")))
+
+
+_EXECUTOR_FILE = __file__.rpartition("/")[0] + "/_executor.py"
+
+
+def _trim(display: str) -> str:
+    """Drop the transport's frames from a traceback display: call()'s runtime
+    (its frames and the one-line source that starts it) and the executor's
+    wrapper, so the display shows what 3.14's does: the user's frames."""
+    frames: List[List[str]] = []
+    out: List[str] = []
+    for line in display.split("\n"):
+        if line.startswith('  File "'):
+            frames.append([line])
+        elif frames and line.startswith("    "):
+            frames[-1].append(line)
+        else:
+            out.extend(_keep(frames))
+            frames = []
+            out.append(line)
+    out.extend(_keep(frames))
+    return "\n".join(out)
+
+
+def _keep(frames: List[List[str]]) -> List[str]:
+    kept: List[str] = []
+    for i, frame in enumerate(frames):
+        head = frame[0]
+        if head.startswith('  File "<%s>"' % _call.RUNTIME_NAME):
+            continue
+        if head.startswith('  File "%s"' % _EXECUTOR_FILE) and head.endswith("in _capture"):
+            continue
+        if (head == '  File "<string>", line 1, in <module>' and i + 1 < len(frames)
+                and frames[i + 1][0].startswith('  File "<%s>"' % _call.RUNTIME_NAME)):
+            continue
+        kept.extend(frame)
+    return kept
 
 
 def _format(qualname: str, module: Optional[str], msg: Optional[str]) -> str:

@@ -17,7 +17,7 @@ from concurrent.futures.thread import BrokenThreadPool
 
 from .. import _executor as _core_executor
 from .._exc import RunFailedError
-from . import ExecutionFailed, ExceptionSnapshot, _crossinterp, _failed, _format
+from . import ExecutionFailed, ExceptionSnapshot, _crossinterp, _failed, _format, _trim
 
 # Annotations are strings (postponed); typing is imported for the checker only.
 TYPE_CHECKING = False
@@ -111,7 +111,7 @@ class InterpreterPoolExecutor(_core_executor.InterpreterPoolExecutor):
         etype = types.SimpleNamespace(__name__=qualname.rpartition(".")[2],
                                       __qualname__=qualname, __module__=module)
         wrapper = ExecutionFailed(ExceptionSnapshot(etype, msg, _format(qualname, module, msg),
-                                                    display.rstrip("\n")))
+                                                    _trim(display.rstrip("\n"))))
         if data is not None:
             try:
                 original = pickle.loads(data)
