@@ -190,9 +190,8 @@ def _failed(err: RunFailedError) -> BaseException:
             "interpreters", _call.RUNTIME_NAME):
         # the result could not be pickled there
         return NotShareableError(info.msg)
-    new = ExecutionFailed(ExceptionSnapshot._from_core(info))
-    new.__cause__ = err.__cause__       # the remote traceback, as text
-    return new
+    # (raised "from None": the traceback there is in str(), as in 3.14)
+    return ExecutionFailed(ExceptionSnapshot._from_core(info))
 
 
 # -- module functions ---------------------------------------------------------------------
