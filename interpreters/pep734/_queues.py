@@ -8,7 +8,8 @@ float timeouts and Ctrl-C.  What this layer adds:
   pickled here and unpickled by get(); queues inside an item travel as queues;
 * every item carries the id of the interpreter that put it and its unbound
   op, and get() applies UNBOUND / UNBOUND_ERROR / UNBOUND_REMOVE to an item
-  whose interpreter is gone (interpreter ids are never reused).  3.14 does this
+  whose interpreter is gone (interpreter ids are never reused); shareable data
+  put by the main interpreter, which outlives every item, goes untagged.  3.14 does this
   when the interpreter is destroyed; here get() does it when it meets the item,
   so qsize() and full() still count such items until then;
 * a queue's default ``unbounditems`` travels with the Queue object when it is
