@@ -22,6 +22,7 @@ import weakref
 from concurrent.futures import _base
 
 from . import _interp
+from ._call import FORGET_DUMMY_THREAD as _FORGET_DUMMY_THREAD
 from ._call import _rt, call
 
 # Annotations are strings (postponed); typing is imported for the checker only.
@@ -315,6 +316,10 @@ def _worker(executor_ref: weakref.ref[InterpreterPoolExecutor], q: _Queue, isola
     finally:
         if interp is not None:
             try:
+                try:
+                    interp.run(_FORGET_DUMMY_THREAD)
+                except Exception:
+                    pass
                 interp.destroy()
             except Exception as exc:
                 sys.stderr.write("InterpreterPoolExecutor: could not destroy interpreter "
