@@ -665,6 +665,31 @@ def test_executor_reraises_the_original():
         assert info2.value.excinfo.type.__name__ == "_Unpicklable"
 
 
+def test_no_teardown_noise_after_a_task_used_threading():
+    # A task that logs (threading.current_thread() in a worker thread) left a marker
+    # whose teardown printed "Exception ignored ... TypeError" on 3.13.
+    out, err = assert_python_ok("""
+        import threading
+        from interpreters import pep734
+
+        def task():
+            import logging, threading
+            logging.getLogger("t").warning("in %s", threading.current_thread().name)
+            return 1
+
+        with pep734.InterpreterPoolExecutor(1) as ex:
+            assert ex.submit(task).result() == 1
+        interp = pep734.create()
+        t = threading.Thread(target=lambda: (interp.call(task), interp.close()))
+        t.start()
+        t.join()
+        assert interp not in pep734.list_all()
+        print("ok")
+    """)
+    assert out == "ok\n"
+    assert "Exception ignored" not in err and "Traceback" not in err, err
+
+
 def test_executor_broken_by_initializer():
     with pep734.InterpreterPoolExecutor(1, initializer=_fail,
                                         initargs=(RuntimeError, "init")) as ex:

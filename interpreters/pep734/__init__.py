@@ -354,6 +354,7 @@ class Interpreter:
             raise InterpreterNotFoundError("interpreter %d not found" % self._id)
         try:
             self._core.run(_JOIN_THREADS)
+            self._core.run(_call.FORGET_DUMMY_THREAD)
             # Drop what __main__ holds while its modules still work: on 3.9-3.11 a
             # queue first dropped by the teardown itself reports an ignored error.
             self._core.reset_main()
