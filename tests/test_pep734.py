@@ -151,12 +151,17 @@ def test_whence():
     interp.close()
 
 
-@pytest.mark.skipif(PYVER != (3, 13), reason="CPython records whence from 3.13")
+@pytest.mark.skipif(PYVER != (3, 13), reason="CPython 3.13 records whence; its _interpreters module is 3.13+")
 def test_whence_of_interpreters_made_by_cpythons_module():
     import _interpreters
     iid = _interpreters.create()
     try:
-        assert pep734.Interpreter(iid).whence == "_interpreters module"
+        foreign = pep734.Interpreter(iid)
+        assert foreign.whence == "_interpreters module"
+        with pytest.raises(pep734.InterpreterError, match="not created by this package"):
+            foreign.is_running()
+        with pytest.raises(pep734.InterpreterError, match="not created by this package"):
+            foreign.exec("pass")
     finally:
         _interpreters.destroy(iid)
 

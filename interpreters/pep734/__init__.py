@@ -326,15 +326,25 @@ class Interpreter:
         return _interp.is_isolated(self._id)
 
     def is_running(self) -> bool:
-        """Return whether or not the identified interpreter is running."""
-        if self._id != 0 and not _interp.exists(self._id):
+        """Return whether or not the identified interpreter is running.
+
+        Raises:
+            InterpreterNotFoundError: it was destroyed.
+            InterpreterError: it was made by other code (neither API of this
+                package) and is not the current one: this package cannot tell.
+        """
+        if self._id == 0 or self._id == _interp.current_id():
+            return True
+        if not _interp.exists(self._id):
             raise InterpreterNotFoundError("interpreter %d not found" % self._id)
         try:
             return _interp.is_running(self._id)
         except InterpreterNotFoundError:
             raise
         except InterpreterError:
-            return True       # made by other code: it cannot be idle-checked from here
+            raise InterpreterError(
+                "cannot tell whether interpreter %d is running: it was not created by "
+                "this package" % self._id) from None
 
     def close(self) -> None:
         """Finalize and destroy the interpreter.
