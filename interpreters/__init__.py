@@ -20,8 +20,10 @@ from __future__ import annotations
 import sys as _sys
 
 if _sys.implementation.name != "cpython" or not (3, 8) <= _sys.version_info < (3, 14):
-    raise ImportError("interpreters needs CPython 3.8-3.13, not %s %s" % (
-        _sys.implementation.name, _sys.version.split()[0]))
+    raise ImportError("interpreters needs CPython 3.8-3.13, not %s %s%s" % (
+        _sys.implementation.name, _sys.version.split()[0],
+        "; on 3.14+ use the standard library's concurrent.interpreters (PEP 734), which "
+        "interpreters.pep734 mirrors" if _sys.version_info >= (3, 14) else ""))
 
 import weakref as _weakref
 

@@ -513,6 +513,16 @@ del _interpreters_install_callrt_
 
 _SERVE_SOURCE = '__import__("sys").modules[%r]._serve(%%d, %%d)' % RUNTIME_NAME
 
+# Run in an interpreter by the thread about to destroy it (CPython 3.13+): drops
+# the thread-local marker that removes this thread's threading._DummyThread there,
+# while the interpreter's modules still work.  Left for the teardown, the marker's
+# __del__ runs after threading's globals are cleared and prints an ignored
+# TypeError (e.g. after a task that logged, in an executor worker).
+FORGET_DUMMY_THREAD = (
+    "(lambda t: getattr(t, '_thread_local_info', None) is not None and "
+    "vars(t._thread_local_info).pop('_track_dummy_thread_ref', None))"
+    "(__import__('threading'))\n")
+
 _installed: Set[int] = set()          # ids of interpreters that have the runtime (ids are never reused)
 _installed_lock = threading.Lock()
 

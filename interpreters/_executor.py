@@ -22,13 +22,15 @@ import weakref
 from concurrent.futures import _base
 
 from . import _interp
+from ._call import FORGET_DUMMY_THREAD as _FORGET_DUMMY_THREAD
 from ._call import _rt, call
 
 # Annotations are strings (postponed); typing is imported for the checker only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import (
-        Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set, Tuple, TypeVar,
+        Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set, Tuple, Type,
+        TypeVar,
     )
 
     from typing_extensions import ParamSpec
@@ -141,6 +143,7 @@ class InterpreterPoolExecutor(_base.Executor):
         self._shutdown = False
         self._broken: Optional[str] = None
         self._interp_ids: Set[int] = set()
+        self._thread_name_prefix = "InterpreterPoolExecutor-%d" % (id(self) & 0xffff)
 
     # -- submission -----------------------------------------------------------------
 
@@ -150,7 +153,7 @@ class InterpreterPoolExecutor(_base.Executor):
                *args: _P.args, **kwargs: _P.kwargs) -> concurrent.futures.Future[_T]:
         with self._lock:
             if self._broken:
-                raise BrokenInterpreterPool(self._broken)
+                raise self._broken_type(self._broken)
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if _exiting:
@@ -186,8 +189,9 @@ class InterpreterPoolExecutor(_base.Executor):
             t = threading.Thread(
                 target=_worker,
                 args=(weakref.ref(self, _wake_on_collect(self._queue)), self._queue,
-                      self._isolated, self._initializer, self._initargs),
-                name="InterpreterPoolExecutor-%d_%d" % (id(self) & 0xffff, len(self._threads)),
+                      self._isolated, self._initializer, self._initargs, type(self)._run_item,
+                      type(self)._broken_type),
+                name="%s_%d" % (self._thread_name_prefix, len(self._threads)),
                 daemon=_DAEMON_WORKERS)
             t.start()
             self._threads.add(t)
@@ -214,7 +218,7 @@ class InterpreterPoolExecutor(_base.Executor):
     def _initializer_failed(self, reason: str) -> None:
         with self._lock:
             self._broken = reason
-            self._fail_pending(lambda: BrokenInterpreterPool(reason))
+            self._fail_pending(lambda: self._broken_type(reason))
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks; destroy the interpreters once their queues drain.
@@ -238,6 +242,19 @@ class InterpreterPoolExecutor(_base.Executor):
             for t in list(self._threads):
                 t.join()
 
+    # -- hooks for subclasses (interpreters.pep734's executor) ------------------------
+
+    # The exception type a broken pool raises.
+    _broken_type: Type[BaseException] = BrokenInterpreterPool
+
+    @staticmethod
+    def _run_item(interp: Interpreter, fn: Callable[..., Any], args: Tuple[Any, ...],
+                  kwargs: Dict[str, Any]) -> Any:
+        """Run one task in the worker's interpreter; return its result or raise."""
+        if fn is _Chunk:
+            return call(interp, _rt._process_chunk, *args)
+        return call(interp, fn, *args, **kwargs)
+
     # -- introspection --------------------------------------------------------------
 
     @property
@@ -253,7 +270,10 @@ def _wake_on_collect(q: _Queue) -> Callable[[object], None]:
 
 
 def _worker(executor_ref: weakref.ref[InterpreterPoolExecutor], q: _Queue, isolated: bool,
-            initializer: Optional[Callable[..., object]], initargs: Tuple[Any, ...]) -> None:
+            initializer: Optional[Callable[..., object]], initargs: Tuple[Any, ...],
+            run_item: Callable[[Interpreter, Callable[..., Any], Tuple[Any, ...],
+                                Dict[str, Any]], Any],
+            broken_type: Type[BaseException]) -> None:
     interp: Optional[Interpreter] = None
     try:
         while True:
@@ -273,24 +293,20 @@ def _worker(executor_ref: weakref.ref[InterpreterPoolExecutor], q: _Queue, isola
                     reason = ("a worker's interpreter could not be initialized: %s: %s"
                               % (type(exc).__name__, exc))
                     if item.future.set_running_or_notify_cancel():
-                        item.future.set_exception(BrokenInterpreterPool(reason))
+                        item.future.set_exception(broken_type(reason))
                     if ex is not None:
                         ex._initializer_failed(reason)
                     return
             del ex
             if item.future.set_running_or_notify_cancel():
                 try:
-                    fn: Optional[Callable[..., Any]] = item.fn
-                    if fn is _Chunk:
-                        result = call(interp, _rt._process_chunk, *item.args)
-                    else:
-                        result = call(interp, item.fn, *item.args, **item.kwargs)
+                    result = run_item(interp, item.fn, item.args, item.kwargs)
                 except BaseException as exc:
                     item.future.set_exception(exc)     # (exc is unbound on leaving)
                 else:
                     item.future.set_result(result)
                     result = None
-            item = fn = None
+            item = None
             ex = executor_ref()
             if ex is not None:
                 ex._idle.release()
@@ -300,6 +316,10 @@ def _worker(executor_ref: weakref.ref[InterpreterPoolExecutor], q: _Queue, isola
     finally:
         if interp is not None:
             try:
+                try:
+                    interp.run(_FORGET_DUMMY_THREAD)
+                except Exception:
+                    pass
                 interp.destroy()
             except Exception as exc:
                 sys.stderr.write("InterpreterPoolExecutor: could not destroy interpreter "
