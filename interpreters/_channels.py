@@ -1265,6 +1265,7 @@ def recv(cid: int, *, nowait: bool = False, default: Any = None,
         if b:
             if not main:
                 return obj
+            assert kept is not None           # (obj is still in it here)
             if _WINDOWED:
                 _last = (cid, obj, _outer_frame())
             del kept[-1]                      # no handler runs from here to the return
