@@ -284,6 +284,13 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
             words[HELD] = held
             if waited or daemons or held:
                 guard_threads(False)
+            else:
+                # 3.13: current_thread() above may have left this thread a
+                # _DummyThread marker whose __del__, run after threading's globals
+                # are cleared at the end, prints an ignored TypeError: drop it now.
+                info = getattr(threading, "_thread_local_info", None)
+                if info is not None:
+                    vars(info).pop("_track_dummy_thread_ref", None)
         elif op == CANCEL_END:
             guard_threads(False)
             taken = mapping.pop("hooks", [])
