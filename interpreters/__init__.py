@@ -286,7 +286,10 @@ def create(*, isolated: bool = False) -> Interpreter:
 
 
 def list_all() -> List[Interpreter]:
-    """Return every existing interpreter (including ones made by other code)."""
+    """Return every existing interpreter (including ones made by other code).
+
+    They come in id order, which is creation order: the main interpreter first.
+    """
     return [Interpreter(i) for i in _interp.list_ids()]
 
 

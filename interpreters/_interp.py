@@ -182,7 +182,8 @@ def slot_of(iid: int) -> int:
 
 
 def list_ids() -> List[int]:
-    return [iid for iid, _ in _capi.iter_interps()]
+    """Ids of every interpreter in the process, in id (creation) order: main (0) first."""
+    return sorted(iid for iid, _ in _capi.iter_interps())
 
 
 def current_id() -> int:
