@@ -484,7 +484,10 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
             words[_sub.STATUS] = _sub.PENDING
             _flush_std()
             if ctrl_c:
-                _run_interruptible(slot, iid, calls)
+                try:
+                    _run_interruptible(slot, iid, calls)
+                except KeyboardInterrupt:
+                    raise _interrupted(slot, id1, words) from None
             else:
                 _capi.run_prebuilt(calls)
             status = words[_sub.STATUS]
@@ -508,8 +511,22 @@ def _running_elsewhere(iid: int) -> NoReturn:
 
 def _read_failure(slot: int, id1: int) -> _exc.ExceptionInfo:
     entry = _io_for(slot, id1)    # the report may have grown the io block
-    return _exc.ExceptionInfo(*marshal.loads(
+    return _exc.ExceptionInfo._from_report(marshal.loads(
         entry[1][_sub.HDR:_sub.HDR + entry[2][_sub.OUTLEN]]))
+
+
+def _interrupted(slot: int, id1: int, words: memoryview) -> KeyboardInterrupt:
+    """The KeyboardInterrupt run() raises after Ctrl-C reached code it ran.
+
+    When that code ended with the KeyboardInterrupt, the exception carries its
+    report, so that the traceback shows where the code was (_exc.relocated).
+    """
+    ki = KeyboardInterrupt()
+    if words[_sub.STATUS] == _sub.FAILED:
+        info = _read_failure(slot, id1)
+        if info.type_name == "KeyboardInterrupt" and info.type_module == "builtins":
+            ki._interpreters_excinfo = info   # type: ignore[attr-defined]
+    return ki
 
 
 def _finish(iid: int, status: int, info: Optional[_exc.ExceptionInfo]) -> NoReturn:
@@ -558,7 +575,10 @@ def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
             _capi.current_tstate(), ctrl_c, elsewhere)
         _flush_std()
         if ctrl_c:
-            _run_interruptible(slot, iid, calls)
+            try:
+                _run_interruptible(slot, iid, calls)
+            except KeyboardInterrupt:
+                raise _interrupted(slot, id1, words) from None
         else:
             _capi.run_prebuilt(calls)
         status = words[_sub.STATUS]
