@@ -112,7 +112,7 @@ class ExceptionInfo:
             (type_name, type_module, msg, builtin, builtin, (), only, (formatted,), -1, -1,
              False, None),)
         self._i = 0
-        self._cache: Dict[str, Any] = {}
+        self._cache: Dict[Any, Any] = {}
 
     @classmethod
     def _from_report(cls, report: Tuple[Any, ...], index: int = 0) -> ExceptionInfo:
@@ -132,7 +132,7 @@ class ExceptionInfo:
         if cached is None:
             cached = self._cache[i] = ExceptionInfo._from_report((self._full, self._nodes), i)
             cached._cache = self._cache     # the whole chain shares one cache
-        return cached   # type: ignore[no-any-return]
+        return cached
 
     # --- the original type ------------------------------------------------------
     @property
@@ -182,18 +182,18 @@ class ExceptionInfo:
             stack = traceback.StackSummary.from_list(
                 [_frame_summary(f) for f in self._nodes[self._i][5]])
             self._cache["stack%d" % self._i] = stack
-        return stack   # type: ignore[no-any-return]
+        return stack
 
     @property
-    def __cause__(self) -> Optional[ExceptionInfo]:   # type: ignore[override]
+    def __cause__(self) -> Optional[ExceptionInfo]:
         return self._node(self._nodes[self._i][8])
 
     @property
-    def __context__(self) -> Optional[ExceptionInfo]:   # type: ignore[override]
+    def __context__(self) -> Optional[ExceptionInfo]:
         return self._node(self._nodes[self._i][9])
 
     @property
-    def __suppress_context__(self) -> bool:   # type: ignore[override]
+    def __suppress_context__(self) -> bool:
         return bool(self._nodes[self._i][10])
 
     @property
@@ -341,7 +341,7 @@ def _exc_type(name: str, module: str, base_name: str) -> Type[BaseException]:
 def _frame_summary(frame: Tuple[Any, ...]) -> traceback.FrameSummary:
     import traceback
     filename, lineno, name, text, end_lineno, colno, end_colno = frame
-    if _PYVER >= (3, 11):
+    if sys.version_info >= (3, 11):
         return traceback.FrameSummary(filename, lineno, name, lookup_line=False, line=text,
                                       end_lineno=end_lineno, colno=colno,
                                       end_colno=end_colno)
@@ -368,7 +368,7 @@ def _stand_in_code(filename: str, name: str, lineno: int) -> CodeType:
     template = _template
     if template is None:
         template = _template = compile("raise __interpreters_exc__", "<remote>", "exec")
-    if _PYVER >= (3, 11):
+    if sys.version_info >= (3, 11):
         units = len(template.co_code) // 2
         table = bytearray()
         while units > 0:
@@ -440,7 +440,7 @@ class RunFailedError(InterpreterError):
             return super().__repr__()
         return "%s(%r)" % (type(self).__name__, str(self))
 
-    def __reduce__(self) -> Tuple[Any, ...]:
+    def __reduce__(self) -> Any:
         if self.excinfo is None:
             return super().__reduce__()
         return (rebuild, (self.excinfo,))

@@ -262,7 +262,7 @@ def _report(exc: BaseException, tb: Any) -> Tuple[Any, ...]:
         context = ref(t.__context__, e.__context__)
         members = getattr(t, "exceptions", None)
         group = (None if members is None
-                 else tuple(ref(m, x) for m, x in zip(members, e.exceptions)))
+                 else tuple(ref(m, x) for m, x in zip(members, getattr(e, "exceptions"))))
         name, module, builtin, base = _type_fields(type(e))
         nodes.append((name, module, _message(e), builtin, base, _frames(t.stack),
                       _chunks(t.format_exception_only()), _chunks(t.format(chain=False)),
