@@ -298,7 +298,6 @@ def _exception_info(full: Tuple[str, ...], nodes: Tuple[Any, ...], index: int) -
     return ExceptionInfo._from_report((full, nodes), index)
 
 
-_exception_info.__module__ = "interpreters._exc"
 _CAUSE_MESSAGE = "\nThe above exception was the direct cause of the following exception:\n\n"
 _CONTEXT_MESSAGE = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
