@@ -299,26 +299,20 @@ def _exact_str(value: object) -> str:
 
 def _type_fields(cls: type) -> Tuple[str, str, str, str]:
     import builtins
+    name = _type_name(cls)    # read past a metaclass whose attributes raise
     try:
-        name = _exact_str(cls.__qualname__)
-    except BaseException:     # a __qualname__ that raises or is not a str
-        try:
-            name = _exact_str(cls.__name__)
-        except BaseException:
-            name = "<unknown>"
-    try:
-        module = cls.__module__
+        module = vars(type)["__module__"].__get__(cls)
         module = "" if module is None else _exact_str(module)
     except BaseException:
         module = ""
     builtin = base = ""
     try:
-        for c in cls.__mro__:
-            if getattr(builtins, c.__name__, None) is c and issubclass(c, BaseException):
+        for c in vars(type)["__mro__"].__get__(cls):
+            if getattr(builtins, _type_name(c), None) is c and issubclass(c, BaseException):
                 if not base:
-                    base = c.__name__
+                    base = _type_name(c)
                 if issubclass(c, Exception) and c is not Exception:
-                    builtin = c.__name__
+                    builtin = _type_name(c)
                     break
     except BaseException:
         pass
@@ -420,7 +414,7 @@ def _type_name(cls: Any) -> str:
     """cls.__qualname__, read past any metaclass; else its __name__; else '<unknown>'."""
     for key in ("__qualname__", "__name__"):
         try:
-            return str(vars(type)[key].__get__(cls))
+            return _exact_str(vars(type)[key].__get__(cls))
         except BaseException:
             pass
     return "<unknown>"
