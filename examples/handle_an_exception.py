@@ -1,9 +1,11 @@
 """PEP 554 example "Handling an exception": an error raised in another interpreter.
 
 The exception object itself never crosses interpreters: ``run()`` raises a
-``RunFailedError`` (a RuntimeError) carrying a plain-data copy of it (type, message,
-formatted traceback).  When the original is a builtin type, the error is also an
-instance of that type, so the PEP's ``except KeyError:`` works as written.
+``RunFailedError`` (a RuntimeError) carrying a surrogate of it and of its traceback,
+``excinfo``, which formats like a ``traceback.TracebackException``.  A printed
+traceback of the error goes on into the frames of the code in the other interpreter.
+When the original is a builtin type, the error is also an instance of that type, so
+the PEP's ``except KeyError:`` works as written.
 
 Run it from the repository root:  python examples/handle_an_exception.py
 """
@@ -32,14 +34,15 @@ def main():
             print("got the error from the subinterpreter")
             caught = exc
 
-        # --- check: what was caught is a proxy, with the original's traceback as text ---
+        # --- check: what was caught is a proxy, with a surrogate of the original ---
         assert isinstance(caught, interpreters.RunFailedError)
         assert isinstance(caught, RuntimeError)
         assert caught.excinfo.type_name == "KeyError"
-        assert caught.__cause__.formatted.rstrip().endswith("KeyError")
+        assert caught.excinfo.exc_type is KeyError
+        assert "".join(caught.excinfo.format_exception_only()) == "KeyError\n"
         print("excinfo:", repr(caught.excinfo))
         print("its traceback, as formatted there:")
-        print(tw.indent(caught.excinfo.formatted.rstrip(), "    "))
+        print(tw.indent("".join(caught.excinfo.format()).rstrip(), "    "))
 
         # A non-builtin exception type is caught as RunFailedError (a RuntimeError).
         try:

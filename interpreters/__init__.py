@@ -27,7 +27,7 @@ if _sys.implementation.name != "cpython" or not (3, 8) <= _sys.version_info < (3
 
 import weakref as _weakref
 
-from . import _interp
+from . import _exc, _interp
 from ._channels import (
     Connection, Pipe, Queue, RecvChannel, SendChannel, create_channel, is_shareable,
     list_all_channels, select, select_async,
@@ -162,7 +162,10 @@ class Interpreter:
         ``__builtins__`` and the other ``__dunder__`` names stay.  Modules stay
         imported (``sys.modules`` is not touched).  Raises like run().
         """
-        _interp.run(self._id, _RESET_MAIN)
+        try:
+            _interp.run(self._id, _RESET_MAIN)
+        except (RunFailedError, KeyboardInterrupt) as exc:
+            raise _exc.relocated(exc)
 
     def run(self, source_str: str, /, *,
             channels: Optional[Mapping[str, Union[RecvChannel, SendChannel, Queue,
@@ -195,7 +198,11 @@ class Interpreter:
                 "subinterpreters (3.13+ allows it). Use a shared-GIL interpreter "
                 "(create()) for channels, or pipes/os.eventfd/mmap inside isolated ones"
                 % self._id)
-        _interp.run(self._id, source_str, extra)
+        try:
+            _interp.run(self._id, source_str, extra)
+        except (RunFailedError, KeyboardInterrupt) as exc:
+            # The traceback: the caller, this line, then the code there (_exc.relocated).
+            raise _exc.relocated(exc)
 
     def call(self, f: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
         """Run ``f(*args, **kwargs)`` in the interpreter, block, and return its result.
@@ -210,7 +217,10 @@ class Interpreter:
         it: KeyboardInterrupt is raised once *f* has returned, instead of the
         result.  Wait on call_in_thread() or call_async() to stay interruptible.
         """
-        return _call.call(self, f, *args, **kwargs)
+        try:
+            return _call.call(self, f, *args, **kwargs)
+        except (RunFailedError, KeyboardInterrupt) as exc:
+            raise _exc.relocated(exc, _call.RUNTIME_FILE)
 
     async def call_async(self, f: Callable[..., _T], /, *args: Any, **kwargs: Any) -> _T:
         """Await ``self.call(f, *args, **kwargs)`` run in a worker thread.
@@ -222,7 +232,10 @@ class Interpreter:
         ``asyncio.run``) does not stop the call: it runs to its end, its outcome
         is dropped, and the interpreter stays busy until then.
         """
-        return await _call.call_async(self, f, *args, **kwargs)
+        try:
+            return await _call.call_async(self, f, *args, **kwargs)
+        except (RunFailedError, KeyboardInterrupt) as exc:
+            raise _exc.relocated(exc, _call.RUNTIME_FILE)
 
     def call_in_thread(self, f: Callable[..., Any], /, *args: Any,
                        **kwargs: Any) -> CallThread:
@@ -293,7 +306,10 @@ def create(*, isolated: bool = False) -> Interpreter:
 
 
 def list_all() -> List[Interpreter]:
-    """Return every existing interpreter (including ones made by other code)."""
+    """Return every existing interpreter (including ones made by other code).
+
+    They come in id order, which is creation order: the main interpreter first.
+    """
     return [Interpreter(i) for i in _interp.list_ids()]
 
 

@@ -44,7 +44,9 @@ commands:
                        sys.argv is [FILE, ARG, ...] there; FILE may be a .py file, a
                        zip archive or a directory with a __main__.py.  Exits with the
                        script's status: 0, the code given to sys.exit(), or 1 (with
-                       the traceback on stderr) for an uncaught exception.
+                       the traceback on stderr) for an uncaught exception; after
+                       Ctrl-C it prints the script's traceback and ends by SIGINT,
+                       as python does.
   -h, --help           show this help.
 """
 
@@ -309,7 +311,8 @@ def run_demo() -> int:
 
 # Executed in the subinterpreter.  It exits the way the interpreter would: join
 # non-daemon threads, print an uncaught exception (without this wrapper's and runpy's
-# frames), and turn every outcome into an int status, reported as SystemExit(status).
+# frames), and turn every outcome into an int status, reported as SystemExit(status);
+# a KeyboardInterrupt (Ctrl-C) is printed, then raised again (python exits by SIGINT).
 _RUNNER = '''\
 def __interpreters_run_file__(path, argv):
     import os, runpy, sys, threading, traceback, zipfile
@@ -317,6 +320,7 @@ def __interpreters_run_file__(path, argv):
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     status = 0
+    interrupted = False
     try:
         try:
             runpy.run_path(path, run_name="__main__")
@@ -341,15 +345,20 @@ def __interpreters_run_file__(path, argv):
             tb = tb.tb_next
         traceback.print_exception(type(exc), exc, tb)
         status = 1
+        interrupted = isinstance(exc, KeyboardInterrupt)
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass
+    if interrupted:
+        raise KeyboardInterrupt
     if status:
         raise SystemExit(status)
 '''
+
+INTERRUPTED = 130          # run_file()'s status after Ctrl-C (the shell's 128 + SIGINT)
 
 
 def run_file(path: str, args: Sequence[str]) -> int:
@@ -363,10 +372,17 @@ def run_file(path: str, args: Sequence[str]) -> int:
         interp.run(_RUNNER)
         try:
             interp.run("__interpreters_run_file__(%r, %r)" % (path, [path] + list(args)))
+        except KeyboardInterrupt as exc:
+            # Ctrl-C: the script's traceback is printed there, when it stopped there
+            if getattr(exc, "_interpreters_excinfo", None) is None:
+                print("KeyboardInterrupt", file=sys.stderr)
+            return INTERRUPTED
         except interpreters.RunFailedError as exc:
             info = exc.excinfo
             if info is not None and info.type_name == "SystemExit":
                 return int(info.msg)
+            if info is not None and info.type_name == "KeyboardInterrupt":
+                return INTERRUPTED          # raised by the script itself; printed there
             print(info.formatted if info is not None else exc, file=sys.stderr)
             return 1
         return 0
@@ -401,5 +417,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 2
 
 
+def _exit_by_sigint() -> None:
+    """End the process by SIGINT, as python does after an uncaught KeyboardInterrupt."""
+    import signal
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _status = main()
+    if _status == INTERRUPTED and sys.argv[1:2] == ["run"]:
+        _exit_by_sigint()
+    sys.exit(_status)

@@ -69,6 +69,7 @@ __all__ = ["call", "call_async", "call_in_thread", "run_in_thread", "CallThread"
            "NotSendableError"]
 
 RUNTIME_NAME = "_interpreters_callrt"
+RUNTIME_FILE = "<%s>" % RUNTIME_NAME      # the runtime's frames are named so
 
 # The runtime: executed as a module in the caller (so both ends pickle the same way
 # and resolve the same helper names) and, through run(), in each target interpreter.
@@ -728,7 +729,10 @@ def call(interp: Interpreter, f: Callable[..., _T], /, *args: Any, **kwargs: Any
     """
     if not callable(f):
         raise TypeError("call() needs a callable, not %s" % type(f).__name__)
-    result: _T = _execute(interp, f, _pickle_call(interp, f, args, kwargs))
+    try:
+        result: _T = _execute(interp, f, _pickle_call(interp, f, args, kwargs))
+    except (_exc.RunFailedError, KeyboardInterrupt) as exc:
+        raise _exc.relocated(exc, RUNTIME_FILE)     # f's frames, not the runtime's
     return result
 
 
@@ -786,7 +790,7 @@ class CallThread:
         if self._done.wait(timeout):
             self._thread.join()        # its last bytecodes: the call is over
             if self._exc is not None:
-                raise self._exc
+                raise _exc.relocated(self._exc, RUNTIME_FILE)
 
     def _wait(self, timeout: Optional[float]) -> None:
         if not self._done.wait(timeout):
@@ -796,7 +800,7 @@ class CallThread:
     def result(self, timeout: Optional[float] = None) -> Any:
         self._wait(timeout)
         if self._exc is not None:
-            raise self._exc
+            raise _exc.relocated(self._exc, RUNTIME_FILE)
         return self._result
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:

@@ -57,8 +57,9 @@ if TYPE_CHECKING:
 
     _CType = Type[_CDataType]
     _Fn = Callable[..., Any]
-    # One prebuilt ``_cross(RUN)``: [Swap(sub), PyObject_HasAttr(probe, name), Swap(back)].
-    RunCalls = Tuple[functools.partial[None], functools.partial[None], functools.partial[None]]
+    # One prebuilt ``_cross(RUN)``: [Swap(sub), PyObject_HasAttr(probe, name), Swap(back)],
+    # on 3.12+ with the running-main mark set and cleared around the HasAttr.
+    RunCalls = Tuple[functools.partial[None], ...]
 
 PYVER = sys.version_info[:2]
 PYVER_STR = "%d.%d" % PYVER
@@ -116,6 +117,22 @@ _PROTOTYPES = (
     # void Py_IncRef(PyObject *), void Py_DecRef(PyObject *)   -- only inside _cross(PIN/UNPIN)
     _P("_incref", None, None, symbol="Py_IncRef"),
     _P("_decref", None, None, symbol="Py_DecRef"),
+    # int _PyInterpreterState_SetRunningMain(PyInterpreterState *)   -- 3.12+, only inside
+    #   _cross(RUN): marks the current thread state as running the interpreter's __main__,
+    #   the mark CPython's own module reads (is_running(), refusal to run).  Needs a thread
+    #   state of that interpreter current; on failure (marked already) it sets RuntimeError
+    #   and returns -1, so the next link is always PyErr_Clear.
+    _P("_set_running_main", None, None, since=(3, 12),
+       symbol="_PyInterpreterState_SetRunningMain"),
+    # void _PyInterpreterState_SetNotRunningMain(PyInterpreterState *)   -- 3.12+, same place
+    _P("_set_not_running_main", None, None, since=(3, 12),
+       symbol="_PyInterpreterState_SetNotRunningMain"),
+    # int _PyInterpreterState_IsRunningMain(PyInterpreterState *)   -- 3.12+; reads the mark
+    #   only (no thread state needed), from any interpreter
+    _P("_is_running_main", c_int, None, since=(3, 12),
+       symbol="_PyInterpreterState_IsRunningMain"),
+    # void PyErr_Clear(void)   -- only inside _cross(RUN), after _set_running_main
+    _P("_err_clear", None, None, symbol="PyErr_Clear"),
     # void PyThreadState_Clear(PyThreadState *)   -- only inside _cross(CLEAR)
     _P("_tstate_clear", None, None, symbol="PyThreadState_Clear"),
     # int PyThreadState_SetAsyncExc(unsigned long id, PyObject *exc)   -- only inside
@@ -513,11 +530,31 @@ def code_arg(source_bytes: bytes) -> _CArgObject:
     return ctypes.byref(ctypes.create_string_buffer(source_bytes))
 
 
+# 3.12+: run() sets the running-main mark that CPython's own module reads.
+RUNNING_MARK = PYVER >= (3, 12)
+
+
 def run_calls(sub_tstate: int, probe: int, name: int, back_tstate: int) -> RunCalls:
     """Prebuild the call list of ``_cross(RUN)``; keep it private to one thread."""
-    return (functools.partial(C._swap, ptr_arg(sub_tstate)),
-            functools.partial(C._has_attr, ptr_arg(probe), ptr_arg(name)),
-            functools.partial(C._swap, ptr_arg(back_tstate)))
+    enter = functools.partial(C._swap, ptr_arg(sub_tstate))
+    call = functools.partial(C._has_attr, ptr_arg(probe), ptr_arg(name))
+    leave = functools.partial(C._swap, ptr_arg(back_tstate))
+    if not RUNNING_MARK:
+        return (enter, call, leave)
+    interp = ptr_arg(tstate_interp(sub_tstate))
+    return (enter, functools.partial(C._set_running_main, interp), functools.partial(C._err_clear),
+            call, functools.partial(C._set_not_running_main, interp), leave)
+
+
+def running_elsewhere(interp: int) -> Optional[Callable[[], int]]:
+    """Return a check (3.12+; None before) that *interp* is marked as running its __main__.
+
+    The mark is set by CPython's own module while it runs code there (and by our
+    run() while it does): a prebuilt call that reads it, usable from any interpreter.
+    """
+    if not RUNNING_MARK:
+        return None
+    return functools.partial(C._is_running_main, ptr_arg(interp))
 
 
 def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
@@ -539,7 +576,13 @@ def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
     RUN:   *calls* from run_calls(): [Swap(sub), PyObject_HasAttr(probe, name),
            Swap(back)].  The attribute is a property whose getter is the sub's
            runner; HasAttr clears (3.13: reports as unraisable) any exception,
-           so nothing in the chain can raise while the sub is current.
+           so nothing in the chain can raise while the sub is current.  On 3.12+
+           the HasAttr is wrapped in [_PyInterpreterState_SetRunningMain(interp),
+           PyErr_Clear()] ... [_PyInterpreterState_SetNotRunningMain(interp)]:
+           the mark CPython's own module checks, set with the sub's tstate
+           current (which it requires).  The caller checks the mark first
+           (running_elsewhere()); should CPython's module enter in between, the
+           failed SetRunningMain's RuntimeError is cleared at once.
     PIN / UNPIN: [Swap(sub), Py_IncRef/Py_DecRef(obj)..., Swap(back)]: keep the
            probe and its name alive from outside the sub's namespace.
     CLEAR: [Swap(sub), PyThreadState_Clear(sub), Swap(back)]; the caller then

@@ -28,9 +28,10 @@ if TYPE_CHECKING:
     # An io block mapping: [ID1 it was mapped for, mmap, int64 words view, size].
     IOEntry = List[Any]
     # run()'s per-(interpreter, thread) fast path: slot, slot's first word, ID1, GEN,
-    # BUSY try/release, io entry, prebuilt RUN calls, the tstate to swap back to.
+    # BUSY try/release, io entry, prebuilt RUN calls, the tstate to swap back to, whether
+    # Ctrl-C is routed in, the check of CPython's running-main mark (3.12+, else None).
     FastState = Tuple[int, int, int, int, Callable[[], int], Callable[[], None], IOEntry,
-                      RunCalls, int, bool]
+                      RunCalls, int, bool, Optional[Callable[[], int]]]
 
 PYVER = sys.version_info[:2]
 IO_SIZE = 1 << 16
@@ -182,7 +183,8 @@ def slot_of(iid: int) -> int:
 
 
 def list_ids() -> List[int]:
-    return [iid for iid, _ in _capi.iter_interps()]
+    """Ids of every interpreter in the process, in id (creation) order: main (0) first."""
+    return sorted(iid for iid, _ in _capi.iter_interps())
 
 
 def current_id() -> int:
@@ -459,11 +461,13 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
     fast = _fast.get((iid, threading.get_ident()))
     if fast is None:
         return _run_slow(iid, data, extra)
-    slot, base, id1, gen, busy_try, busy_release, entry, calls, back, ctrl_c = fast
+    slot, base, id1, gen, busy_try, busy_release, entry, calls, back, ctrl_c, elsewhere = fast
     info = None
     if not busy_try():
         raise _exc.InterpreterError("interpreter %d is already running" % iid)
     try:
+        if elsewhere is not None and elsewhere():
+            _running_elsewhere(iid)
         S = _A.slots
         mm, words, size = entry[1], entry[2], entry[3]
         n = len(data)
@@ -481,7 +485,10 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
             words[_sub.STATUS] = _sub.PENDING
             _flush_std()
             if ctrl_c:
-                _run_interruptible(slot, iid, calls)
+                try:
+                    _run_interruptible(slot, iid, calls)
+                except KeyboardInterrupt:
+                    raise _interrupted(slot, id1, words) from None
             else:
                 _capi.run_prebuilt(calls)
             status = words[_sub.STATUS]
@@ -497,14 +504,34 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
     _finish(iid, status, info)
 
 
+def _running_elsewhere(iid: int) -> NoReturn:
+    raise _exc.InterpreterError(
+        "interpreter %d is already running (code run there by CPython's own "
+        "interpreters module)" % iid)
+
+
 def _read_failure(slot: int, id1: int) -> _exc.ExceptionInfo:
     entry = _io_for(slot, id1)    # the report may have grown the io block
     try:
-        return _exc.ExceptionInfo(*marshal.loads(
+        return _exc.ExceptionInfo._from_report(marshal.loads(
             entry[1][_sub.HDR:_sub.HDR + entry[2][_sub.OUTLEN]]))
     except Exception:             # the runtime there always writes one; never trust it
         return _exc.ExceptionInfo("<unknown>", "", "<the exception could not be described>",
                                   "")
+
+
+def _interrupted(slot: int, id1: int, words: memoryview) -> KeyboardInterrupt:
+    """The KeyboardInterrupt run() raises after Ctrl-C reached code it ran.
+
+    When that code ended with the KeyboardInterrupt, the exception carries its
+    report, so that the traceback shows where the code was (_exc.relocated).
+    """
+    ki = KeyboardInterrupt()
+    if words[_sub.STATUS] == _sub.FAILED:
+        info = _read_failure(slot, id1)
+        if info.type_name == "KeyboardInterrupt" and info.type_module == "builtins":
+            ki._interpreters_excinfo = info   # type: ignore[attr-defined]
+    return ki
 
 
 def _finish(iid: int, status: int, info: Optional[_exc.ExceptionInfo]) -> NoReturn:
@@ -536,6 +563,9 @@ def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
                 "interpreter %d does not exist (already destroyed?)" % iid)
         if _A.word(slot, _arena.INTERP) == _HERE:
             raise _exc.InterpreterError("interpreter %d is already running" % iid)
+        elsewhere = _capi.running_elsewhere(_A.word(slot, _arena.INTERP))
+        if elsewhere is not None and elsewhere():
+            _running_elsewhere(iid)
         entry = _write_source(slot, _io_for(slot, id1), data, extra)
         words = entry[2]
         words[_sub.OP] = _sub.RUN
@@ -547,10 +577,13 @@ def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
                   and not _A.word(slot, _arena.FLAGS) & 1)
         _fast[(iid, threading.get_ident())] = (
             slot, slot * _arena.ISLOT_WORDS, id1, gen, ops[0], ops[1], entry, calls,
-            _capi.current_tstate(), ctrl_c)
+            _capi.current_tstate(), ctrl_c, elsewhere)
         _flush_std()
         if ctrl_c:
-            _run_interruptible(slot, iid, calls)
+            try:
+                _run_interruptible(slot, iid, calls)
+            except KeyboardInterrupt:
+                raise _interrupted(slot, id1, words) from None
         else:
             _capi.run_prebuilt(calls)
         status = words[_sub.STATUS]
@@ -573,7 +606,9 @@ def is_running(iid: int) -> bool:
         if _A.word(slot, _arena.ID1) != iid + 1:
             raise _exc.InterpreterNotFoundError(
                 "interpreter %d does not exist (already destroyed?)" % iid)
-        return False
+        # 3.12+: code run there by CPython's own module counts too.
+        elsewhere = _capi.running_elsewhere(_A.word(slot, _arena.INTERP))
+        return bool(elsewhere is not None and elsewhere())
     return True
 
 

@@ -64,7 +64,6 @@ ENTRY_NAME = "__interpreters_run__"
 
 
 def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
-    import builtins
     import marshal
     import mmap
     import os
@@ -101,37 +100,13 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
         mapping["words"][OUTLEN] = len(data)
 
     def describe(exc: BaseException) -> bytes:
-        # Every step may meet user code (a metaclass, __str__, __repr__): each has a
-        # fallback, so that whatever happens the caller gets a description.
-        import traceback
-        cls = type(exc)
-        name = _type_name(cls)
+        tb = exc.__traceback__
+        if tb is not None and tb.tb_frame.f_code is run.__code__:
+            tb = tb.tb_next       # hide this runtime's own frame
         try:
-            module = str.__str__(str(vars(type)["__module__"].__get__(cls) or ""))
-        except BaseException:
-            module = ""
-        try:
-            msg = str.__str__(str(exc))     # an exact str: marshal refuses subclasses
-        except BaseException:
-            msg = "<unprintable %s object>" % name
-        try:
-            tb = exc.__traceback__
-            if tb is not None and tb.tb_frame.f_code is run.__code__:
-                tb = tb.tb_next       # hide this runtime's own frame
-            formatted = "".join(traceback.format_exception(cls, exc, tb))
-        except BaseException:   # a broken __str__, a class that cannot be named...
-            formatted = "%s: %s\n" % (name, msg)
-        builtin = ""
-        try:
-            for base in vars(type)["__mro__"].__get__(cls):
-                base_name = _type_name(base)
-                if (getattr(builtins, base_name, None) is base and issubclass(base, Exception)
-                        and base is not Exception):
-                    builtin = base_name
-                    break
-        except BaseException:
-            builtin = ""
-        return marshal.dumps((name, module, msg, formatted, builtin))
+            return marshal.dumps(_report(exc, tb))
+        except BaseException:     # a broken exception or class: say what can be said
+            return marshal.dumps(_fallback_report(exc, tb))
 
     def flush() -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -313,6 +288,116 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
     words[READY] = MAGIC
 
 
+# --- the report of an uncaught exception (read by _exc.ExceptionInfo) -------------
+# marshal data, built with the traceback module (imported only when an exception
+# happened): (full, nodes), where *full* is the chunks of
+# TracebackException.format() and *nodes* describes the exception (node 0), its
+# __cause__/__context__ chain and the members of exception groups:
+#   (qualname, module, str(exc), nearest builtin Exception type below Exception or "",
+#    nearest builtin BaseException type, frames, format_exception_only() chunks,
+#    format(chain=False) chunks, cause index, context index (-1: none),
+#    __suppress_context__, group member indexes or None)
+# with frames (filename, lineno, name, source text, end_lineno, colno, end_colno).
+
+def _exact_str(value: object) -> str:
+    text = value if type(value) is str else str(value)
+    return str.__str__(text)           # an exact str (marshal takes no subclass)
+
+
+def _type_fields(cls: type) -> Tuple[str, str, str, str]:
+    import builtins
+    name = _type_name(cls)    # read past a metaclass whose attributes raise
+    try:
+        module = vars(type)["__module__"].__get__(cls)
+        module = "" if module is None else _exact_str(module)
+    except BaseException:
+        module = ""
+    builtin = base = ""
+    try:
+        for c in vars(type)["__mro__"].__get__(cls):
+            if getattr(builtins, _type_name(c), None) is c and issubclass(c, BaseException):
+                if not base:
+                    base = _type_name(c)
+                if issubclass(c, Exception) and c is not Exception:
+                    builtin = _type_name(c)
+                    break
+    except BaseException:
+        pass
+    return name, module, builtin, base
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        return _exact_str(exc)
+    except BaseException:
+        return "<unprintable %s object>" % type(exc).__name__
+
+
+def _frames(stack: Any) -> Tuple[Any, ...]:
+    out = []
+    for fs in stack:
+        fs.line                                  # loads the source text
+        text = getattr(fs, "_lines", None)       # 3.13: every line of the range
+        if text is None:
+            text = getattr(fs, "_line", None)    # 3.8-3.12: the line, unstripped
+        out.append((_exact_str(fs.filename), fs.lineno, _exact_str(fs.name),
+                    None if text is None else _exact_str(text),
+                    getattr(fs, "end_lineno", None), getattr(fs, "colno", None),
+                    getattr(fs, "end_colno", None)))
+    return tuple(out)
+
+
+def _chunks(lines: Any) -> Tuple[str, ...]:
+    return tuple(_exact_str(line) for line in lines)
+
+
+def _report(exc: BaseException, tb: Any) -> Tuple[Any, ...]:
+    import traceback
+    te = traceback.TracebackException(type(exc), exc, tb)
+    full = _chunks(te.format())
+    # Walk the TracebackException graph and the exceptions side by side (the
+    # former has the frames and text, the latter the types).
+    order = [(te, exc)]
+    index = {id(te): 0}
+
+    def ref(t: Any, e: Any) -> int:
+        if t is None or e is None:
+            return -1
+        k = index.get(id(t))
+        if k is None:
+            k = index[id(t)] = len(order)
+            order.append((t, e))
+        return k
+
+    nodes = []
+    i = 0
+    while i < len(order):
+        t, e = order[i]
+        i += 1
+        cause = ref(t.__cause__, e.__cause__)
+        context = ref(t.__context__, e.__context__)
+        members = getattr(t, "exceptions", None)
+        group = (None if members is None
+                 else tuple(ref(m, x) for m, x in zip(members, getattr(e, "exceptions"))))
+        name, module, builtin, base = _type_fields(type(e))
+        nodes.append((name, module, _message(e), builtin, base, _frames(t.stack),
+                      _chunks(t.format_exception_only()), _chunks(t.format(chain=False)),
+                      cause, context, bool(t.__suppress_context__), group))
+    return full, tuple(nodes)
+
+
+def _fallback_report(exc: BaseException, tb: Any) -> Tuple[Any, ...]:
+    name, module, builtin, base = _type_fields(type(exc))
+    msg = _message(exc)
+    try:
+        import traceback
+        full = _chunks(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        full = ("%s: <unprintable exception>\n" % name,)
+    only = ("%s: %s\n" % (name, msg),)
+    return full, ((name, module, msg, builtin, base, (), only, full, -1, -1, False, None),)
+
+
 def _inject(names: Tuple[str, Dict[str, Any]], ns: Dict[str, Any]) -> None:
     """Bind channel ends passed to run(channels=...): (package name, {name: spec})."""
     import importlib
@@ -336,7 +421,7 @@ def _type_name(cls: Any) -> str:
     """cls.__qualname__, read past any metaclass; else its __name__; else '<unknown>'."""
     for key in ("__qualname__", "__name__"):
         try:
-            return str(vars(type)[key].__get__(cls))
+            return _exact_str(vars(type)[key].__get__(cls))
         except BaseException:
             pass
     return "<unknown>"

@@ -107,6 +107,25 @@ class TestListAll:
         b.destroy()
         assert set(interpreters.list_all()) == before
 
+    def test_id_order_main_first(self):
+        # The PEP's list_all() order: main first, then by id (creation order);
+        # CPython's own interpreter list is newest first.
+        a = interpreters.create()
+        b = interpreters.create()
+        c = interpreters.create()
+        b.destroy()
+        ids = [i.id for i in interpreters.list_all()]
+        assert ids[0] == 0
+        assert ids == sorted(ids)
+        assert ids.index(a.id) < ids.index(c.id) and b.id not in ids
+        made_elsewhere = []
+        t = threading.Thread(target=lambda: made_elsewhere.append(interpreters.create()))
+        t.start()
+        t.join()
+        assert interpreters.list_all()[-1] == made_elsewhere[0]
+        for i in (a, c, made_elsewhere[0]):
+            i.destroy()
+
 
 class TestGetCurrentAndMain:
     def test_main(self):

@@ -98,7 +98,8 @@ def test_create_run_destroy():
     exc = info.value
     assert isinstance(exc, KeyError)         # builtin mix-in, as for shared-GIL interpreters
     assert exc.excinfo.type_name == "KeyError"
-    assert 'line 2, in f' in exc.__cause__.formatted
+    assert 'line 2, in f' in exc.excinfo.formatted
+    assert [f.name for f in exc.excinfo.stack] == ["<module>", "f"]
     interp.run("assert x == 42")             # state survives an exception
     with pytest.raises(RunFailedError) as info:
         interp.run("raise SystemExit(3)")    # never ends the host
