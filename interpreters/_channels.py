@@ -1130,26 +1130,29 @@ def _receivers_attached_locked(R: _Regions, base: int) -> bool:
 _kept: Dict[int, Deque[Any]] = {}
 
 # CPython 3.8-3.10 also run signal handlers when a call returns into a Python frame,
-# so an interrupt could still drop a message on its way up through this package's
+# so an interrupt could still drop a message on its way up through this module's
 # frames (Queue.get -> qget -> recv).  There, the main thread's last message is
-# remembered with the outermost package frame it passes through; the next recv()
+# remembered with the outermost frame of this module it passes through; the next recv()
 # gives it back (in _kept) unless that frame returned normally.  From 3.11 on a
 # return into a Python frame runs no handler, and nothing needs remembering.
 _WINDOWED = sys.version_info < (3, 11)
 _last: Optional[Tuple[int, Any, Any]] = None        # (channel id, message, frame)
 _RETURN_VALUE = 83                                  # opcode.opmap["RETURN_VALUE"], 3.8-3.10
-_PKG = __package__ or ""
+_HERE = globals()
 
 
 def _outer_frame() -> Any:
-    """The outermost frame of this package in the calling thread's stack, from recv()."""
+    """The outermost frame of this module in the calling thread's stack, from recv().
+
+    Only this module's frames: code above them (another layer of the package
+    included) may raise after a message was delivered, which must not count as
+    an interrupt that dropped it.
+    """
     f = sys._getframe(1)                  # recv()
+    here = _HERE
     while True:
         b = f.f_back
-        if b is None:
-            return f
-        name = b.f_globals.get("__name__") or ""
-        if name != _PKG and not name.startswith(_PKG + "."):
+        if b is None or b.f_globals is not here:
             return f
         f = b
 
