@@ -47,9 +47,10 @@ _SUB_FILE = os.path.abspath(_sub.__file__)
 _SUB_CODE = compile(_SUB_SOURCE, _SUB_FILE, "exec")   # compiled once, here
 
 
-def bootstrap_payload(path: Iterable[str]) -> bytes:
-    """What the bootstrap finds in the io block: _sub.py's code and sys.path."""
-    return marshal.dumps((_SUB_CODE, list(path)))
+def bootstrap_payload(path: Iterable[str], yielder: bool = False) -> bytes:
+    """What the bootstrap finds in the io block: _sub.py's code, sys.path, and
+    whether to start the yielder thread there (see _sub.py)."""
+    return marshal.dumps((_SUB_CODE, list(path), yielder))
 
 
 def bootstrap_code(fd: int, iid: int, size: int) -> bytes:
@@ -59,7 +60,7 @@ def bootstrap_code(fd: int, iid: int, size: int) -> bytes:
     keeps the parser's allocations, which outlive the interpreter on 3.12+,
     small).  It leaves no name in the interpreter's ``__main__``.
     """
-    return ("(lambda m: (lambda c, ns: (exec(c[0], ns), ns['_install'](%d, %d, c[1])))"
+    return ("(lambda m: (lambda c, ns: (exec(c[0], ns), ns['_install'](%d, %d, *c[1:])))"
             "(__import__('marshal').loads(m[%d:%d]), {'__name__': '_interpreters_sub'}))"
             "(__import__('mmap').mmap(%d, 0))\n"
             % (fd, iid, _sub.HDR, _sub.HDR + size, fd)).encode()
@@ -264,7 +265,7 @@ def _create(isolated: bool = False) -> int:
     try:
         entry = _io_for(slot, iid + 1)
         entry[2][_sub.CAP] = entry[3]
-        payload = bootstrap_payload(sys.path)
+        payload = bootstrap_payload(sys.path, _POKER_NEEDED and not isolated)
         entry = _write_source(slot, entry, payload)
         _capi.bootstrap(head, bootstrap_code(fd, iid, len(payload)))
         words = entry[2]
@@ -601,7 +602,29 @@ def _drop_extra_tstates(slot: int) -> int:
 
 
 def _foreign_threads(slot: int) -> int:
-    return len(_capi.interp_tstates(_A.word(slot, _arena.INTERP))) - 1
+    """Threads in the interpreter of *slot* besides the head (and its yielder)."""
+    yielder = _io_for(slot, _A.word(slot, _arena.ID1))[2][_sub.YIELDER]
+    return len(_capi.interp_tstates(_A.word(slot, _arena.INTERP))) - 1 - yielder
+
+
+def _yielder_gone(slot: int, words: memoryview) -> bool:
+    """After PREPARE_END: wait until the yielder's thread state is gone.
+
+    PREPARE_END stopped the yielder and waited for its sentinel lock, which CPython
+    releases a little before it unlinks the thread state; and the thread still
+    reads its interpreter's GIL state just after releasing the GIL.  The
+    interpreter may be ended only once both are over.
+    """
+    if words[_sub.YIELDER]:
+        return False               # PREPARE_END failed, or kept it (buffers still held)
+    interp = _A.word(slot, _arena.INTERP)
+    deadline = time.monotonic() + 5.0
+    while len(_capi.interp_tstates(interp)) > 1:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    time.sleep(0.001)
+    return True
 
 
 def destroy(iid: int, *, at_exit: bool = False) -> bool:
@@ -642,6 +665,7 @@ def destroy(iid: int, *, at_exit: bool = False) -> bool:
             raise _exc.InterpreterError(
                 "cannot destroy interpreter %d: %d thread(s) started in it are still "
                 "running; stop and join them first" % (iid, others))
+        yielder = _io_for(slot, id1)[2][_sub.YIELDER]
         ok, words = _op(slot, id1, _sub.PREPARE_END, head)
         if ok and words[_sub.THREADS]:
             if at_exit:
@@ -650,6 +674,11 @@ def destroy(iid: int, *, at_exit: bool = False) -> bool:
                 "cannot destroy interpreter %d: %d buffer(s) it sent with send_buffer() "
                 "are still held by receivers; release those memoryviews first"
                 % (iid, words[_sub.THREADS]))
+        if yielder and not _yielder_gone(slot, words):
+            if at_exit:
+                return _abandon(slot, iid, busy_held=True)
+            raise _exc.InterpreterError(
+                "cannot destroy interpreter %d: its yielder thread did not stop" % iid)
         _capi.unpin(head, (words[_sub.PROBE], words[_sub.PROBE_NAME]))
         _capi.end_interpreter(head)
         _release(slot, iid)

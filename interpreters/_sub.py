@@ -20,6 +20,20 @@ sides map.  Layout, little-endian int64 words, then data from byte HDR:
                PREPARE_END, buffers exported from here still held by receivers
     8 PROBE    address of the entry probe object      9 PROBE_NAME  address of
                its attribute name (see below)
+   10 YIELDER  1 while the yielder thread (below) runs here, else 0
+
+The yielder (CPython 3.9-3.12, shared-GIL interpreters only): on those versions a
+thread that waits for the shared GIL makes the thread holding it drop it only if
+both belong to the same interpreter (the drop request goes to the waiter's
+interpreter).  A CPU-bound thread here would therefore keep every thread of the
+main interpreter from running: its threads, its Ctrl-C watchdog, a main thread
+waiting in join().  The yielder is a thread of this interpreter (started with
+``_thread``, so ``threading.enumerate()`` does not list it) that wakes every
+YIELD_BUSY seconds while code runs here (a run() is in progress or other threads
+live) and every YIELD_IDLE seconds otherwise: each wake-up asks for the GIL as a
+thread of this interpreter, which a CPU-bound thread here does honour, and the
+GIL then goes to whichever thread waits, in any interpreter.  PREPARE_END stops
+it (destroy needs this interpreter's threads gone).
 
 The entry point is a property getter: the caller enters the interpreter with
 ``PyObject_HasAttr(probe, "__interpreters_run__")``, which runs ``run()`` and
@@ -39,18 +53,20 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
 HDR = 128
-STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME = range(10)
+STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME, YIELDER = range(11)
 PENDING, OK, FAILED = -1, 0, 1
 RUN, PREPARE_END, JOIN_THREADS = 0, 1, 2
 MAGIC = 0x49505335  # "IPS5"
 _CACHE_MAX = 256          # compiled-code cache entries
 _CACHE_SRC_MAX = 1 << 16  # only sources up to this size are cached
+YIELD_BUSY = 0.005        # the yielder's period while code runs here (seconds)
+YIELD_IDLE = 0.1          # ... and while nothing does
 
 
 ENTRY_NAME = "__interpreters_run__"
 
 
-def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
+def _install(fd: int, interp_id: int, path: Optional[List[str]], yielder: bool = False) -> None:
     import builtins
     import marshal
     import mmap
@@ -63,6 +79,38 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
 
     mapping: Dict[str, Any] = {}   # "mm", "words", "size": the current mapping
     cache: Dict[bytes, Any] = {}
+    active = [0]                   # run() calls in progress here (any thread)
+    stoppers: List[Any] = []       # the yielder's [stop lock, sentinel lock] while it runs
+
+    def start_yielder() -> None:
+        import _thread
+        count = _thread._count     # threads started here (the yielder included)
+        stop = _thread.allocate_lock()
+        stop.acquire()
+        started = _thread.allocate_lock()
+        started.acquire()
+        sentinel: List[Any] = []
+
+        def yielder() -> None:
+            # Released by CPython once this thread's state is deleted (3.9-3.12).
+            sentinel.append(_thread._set_sentinel())  # type: ignore[attr-defined]
+            started.release()
+            acquire = stop.acquire
+            while not acquire(True, YIELD_BUSY if active[0] or count() > 1 else YIELD_IDLE):
+                pass
+
+        _thread.start_new_thread(yielder, ())
+        started.acquire()
+        stoppers[:] = [stop, sentinel[0]]
+        mapping["words"][YIELDER] = 1
+
+    def stop_yielder() -> None:
+        if stoppers:
+            stop, gone = stoppers
+            del stoppers[:]
+            stop.release()
+            gone.acquire()         # its thread state is unlinked: not "another thread"
+            mapping["words"][YIELDER] = 0
 
     def remap() -> None:
         words = mapping.get("words")
@@ -118,6 +166,7 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
                 pass
 
     def run(_probe: object = None) -> None:
+        counted = False
         try:
             if mapping["words"][CAP] != mapping["size"]:
                 remap()
@@ -135,6 +184,8 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
                     if getattr(mod, "_INTERPRETERS_CHANNELS", False) is True:
                         held += mod.outstanding_exports()
                 words[THREADS] = held
+                if not held:
+                    stop_yielder()
                 words[STATUS] = OK
                 return
             if op == JOIN_THREADS:
@@ -145,6 +196,8 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
                 words[THREADS] = sum(1 for t in threading.enumerate() if t is not me) - 1
                 words[STATUS] = OK
                 return
+            active[0] += 1
+            counted = True
             n = words[SRCLEN]
             src = mapping["mm"][HDR:HDR + n]
             main = sys.modules["__main__"].__dict__
@@ -169,6 +222,9 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
                 mapping["words"][STATUS] = FAILED
             except BaseException:
                 pass
+        finally:
+            if counted:
+                active[0] -= 1
 
     entry_type = type("_Entry", (), {"__slots__": (), ENTRY_NAME: property(run)})
     probe = entry_type()
@@ -179,6 +235,8 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
     words = mapping["words"]
     words[PROBE] = id(probe)
     words[PROBE_NAME] = id(name)
+    if yielder:
+        start_yielder()
     words[READY] = MAGIC
 
 

@@ -273,9 +273,6 @@ print("ok")
 """, ["run interrupted", "call interrupted", "ok"])
 
 
-@pytest.mark.skipif((3, 9) <= PYVER <= (3, 12),
-                    reason="CPython 3.9-3.12: a CPU-bound thread in a subinterpreter never "
-                    "yields the shared GIL to a main-interpreter thread (C module hangs too)")
 def test_sigint_interrupts_a_cpu_bound_loop():
     run_child("""
 interp = interpreters.create()
