@@ -70,7 +70,9 @@ def bootstrap_code(fd: int, iid: int, size: int) -> bytes:
 # The GIL poker (DESIGN.md fact 8): on 3.9-3.12 a thread waiting for the shared GIL
 # as a subinterpreter's thread never makes a CPU-bound thread of the main interpreter
 # drop it.  A main-interpreter thread that wakes every millisecond while any
-# subinterpreter exists makes the request that the waiter cannot.
+# subinterpreter exists makes the request that the waiter cannot.  (The other
+# direction, a CPU-bound subinterpreter thread starving this interpreter's threads,
+# is handled inside each shared-GIL subinterpreter by its yielder thread: _sub.py.)
 
 _POKER_NEEDED = (3, 9) <= PYVER <= (3, 12)
 _poker: Optional[threading.Thread] = None
