@@ -82,8 +82,8 @@ def features() -> List[Feature]:
                      "possible on %d.%d but not implemented in this package yet (planned)" % ver))
     if (3, 9) <= ver <= (3, 12):
         rows.append(("GIL starvation workaround", True,
-                     "active: on %d.%d a busy main thread could starve subinterpreters"
-                     % ver))
+                     "active: on %d.%d a busy thread of one interpreter could starve "
+                     "the others (Ctrl-C included)" % ver))
     else:
         rows.append(("GIL starvation workaround", True, "not needed on %d.%d" % ver))
     rows.append(("os.fork() with live subinterpreters", False,
