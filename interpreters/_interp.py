@@ -620,7 +620,7 @@ def _drop_extra_tstates(slot: int) -> int:
 
 def _foreign_threads(slot: int) -> int:
     """Threads in the interpreter of *slot* besides the head (and its yielder)."""
-    yielder = _io_for(slot, _A.word(slot, _arena.ID1))[2][_sub.YIELDER]
+    yielder: int = _io_for(slot, _A.word(slot, _arena.ID1))[2][_sub.YIELDER]
     return len(_capi.interp_tstates(_A.word(slot, _arena.INTERP))) - 1 - yielder
 
 
