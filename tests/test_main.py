@@ -200,7 +200,8 @@ def test_run_file_ctrl_c_stops_a_cpu_bound_script(script):
     """)
     rc, err = _interrupted_run(path, use_pty=False)
     assert rc != 0
-    assert "KeyboardInterrupt" in err and "in spin" in err, err
+    # (the signal may land on the print() line, just before the loop)
+    assert "KeyboardInterrupt" in err and "script.py" in err, err
 
 
 def test_run_file_ctrl_c_interrupts_input_from_a_terminal(script):
