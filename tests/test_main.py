@@ -161,8 +161,8 @@ def test_demo_channel_round_trip():
         assert "skipped:" in p.stdout, p.stdout
 
 
-def _interrupted_run(path, use_pty):
-    """Start ``run FILE``, send SIGINT once it printed a line, return (rc, stderr)."""
+def _interrupted_run(path, use_pty, ready="ready\n"):
+    """Start ``run FILE``, send SIGINT once it printed *ready*, return (rc, stderr)."""
     import signal
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
@@ -175,7 +175,7 @@ def _interrupted_run(path, use_pty):
                           path], cwd=REPO_ROOT, env=env, stdin=stdin,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert p.stdout.readline() == "ready\n"
+        assert p.stdout.read(len(ready)) == ready
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)   # only a hang reaches this
     finally:
@@ -210,10 +210,9 @@ def test_run_file_ctrl_c_interrupts_input_from_a_terminal(script):
     path = script("""\
         import os
         assert os.isatty(0)
-        print("ready", flush=True)
         name = input("name? ")
         print("never", name)
     """)
-    rc, err = _interrupted_run(path, use_pty=True)
+    rc, err = _interrupted_run(path, use_pty=True, ready="name? ")
     assert rc != 0
     assert "KeyboardInterrupt" in err and "input(" in err, err
