@@ -177,9 +177,9 @@ class Interpreter:
         to channel ends, which are bound in ``__main__`` before the code runs.
 
         Ctrl-C while the main thread runs code in a shared-GIL interpreter raises
-        KeyboardInterrupt in that code at its next bytecode, then here (with
-        Python's default SIGINT handler; on 3.9-3.12 not for code that never
-        releases the GIL, a CPython bug).
+        KeyboardInterrupt in that code at its next bytecode (a blocking C call
+        finishes first; a CPU-bound loop is interrupted too), then here (with
+        Python's default SIGINT handler).
 
         Raises:
             TypeError: *source_str* is not a str.
@@ -213,9 +213,10 @@ class Interpreter:
         *f* comes back as from run(): a RunFailedError, also an instance of a
         builtin original type.  Unsendable arguments raise NotSendableError.
 
-        Like run(), it runs in the calling thread, and Ctrl-C does not interrupt
-        it: KeyboardInterrupt is raised once *f* has returned, instead of the
-        result.  Wait on call_in_thread() or call_async() to stay interruptible.
+        Like run(), it runs in the calling thread; Ctrl-C in the main thread makes
+        *f* raise KeyboardInterrupt at its next bytecode (a blocking C call
+        finishes first), and KeyboardInterrupt is raised here.  Waits on
+        call_in_thread() or call_async() are cut short by Ctrl-C at once.
         """
         try:
             return _call.call(self, f, *args, **kwargs)

@@ -84,8 +84,8 @@ def features() -> List[Feature]:
                      "possible on %d.%d but not implemented in this package yet (planned)" % ver))
     if (3, 9) <= ver <= (3, 12):
         rows.append(("GIL starvation workaround", True,
-                     "active: on %d.%d a busy main thread could starve subinterpreters"
-                     % ver))
+                     "active: on %d.%d a busy thread of one interpreter could starve "
+                     "the others (Ctrl-C included)" % ver))
     else:
         rows.append(("GIL starvation workaround", True, "not needed on %d.%d" % ver))
     rows.append(("os.fork() with live subinterpreters", False,
@@ -315,8 +315,31 @@ def run_demo() -> int:
 # a KeyboardInterrupt (Ctrl-C) is printed, then raised again (python exits by SIGINT).
 _RUNNER = '''\
 def __interpreters_run_file__(path, argv):
-    import os, runpy, sys, threading, traceback, zipfile
+    import builtins, os, runpy, select, sys, threading, traceback, zipfile
     sys.argv = list(argv)
+    real_input = builtins.input
+
+    def input(prompt=""):
+        # Ctrl-C reaches the code here at its next bytecode, so a read() blocked
+        # in C would hold it back until a line is typed: from a terminal, wait for
+        # the line in short select() slices first (the terminal hands over one
+        # whole line per read, so nothing is left waiting in a buffer).
+        try:
+            fd = sys.stdin.fileno()
+            tty = sys.stdin is sys.__stdin__ and os.isatty(fd)
+        except (AttributeError, OSError, ValueError):
+            tty = False
+        if not tty:
+            return real_input(prompt)
+        if prompt:
+            sys.stdout.write(str(prompt))
+        sys.stdout.flush()
+        while not select.select([fd], [], [], 0.05)[0]:
+            pass
+        return real_input()
+
+    input.__doc__ = real_input.__doc__
+    builtins.input = input
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     status = 0

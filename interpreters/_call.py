@@ -712,9 +712,8 @@ def call(interp: Interpreter, f: Callable[..., _T], /, *args: Any, **kwargs: Any
 
     Ctrl-C in the main thread (default SIGINT handler) makes *f* raise
     KeyboardInterrupt at its next bytecode (a blocking C call finishes first),
-    and KeyboardInterrupt is raised here (see run()).  Not for isolated
-    interpreters, nor on 3.9-3.12 for code that never releases the GIL: there it
-    waits for *f* to return.  The waits of call_in_thread() and call_async() are
+    and KeyboardInterrupt is raised here (see run()), CPU-bound code included.
+    Not for isolated interpreters: there it waits for *f* to return.  The waits of call_in_thread() and call_async() are
     cut short by Ctrl-C in every case.
 
     Raises:

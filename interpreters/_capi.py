@@ -195,6 +195,10 @@ _PROTOTYPES = (
        symbol="PyThread_acquire_lock_timed"),
     #   "released", prebuilt arguments: the fixed-slice wait of slice_waiter()
     _P("_lock_wait_raw", c_int, (), gil="released", symbol="PyThread_acquire_lock_timed"),
+    # --- libc, inside a crossing ----------------------------------------------------
+    # int snprintf(char *str, size_t size, const char *format, ...)   -- variadic; only
+    #   inside _cross(ASYNC_EXC), as the guard's test (see there); never raises
+    _P("_snprintf", None, None, symbol="snprintf", dll="libc"),
     # --- glibc ucontext, for the teardown chain ------------------------------------
     # int getcontext(ucontext_t *)
     _P("_getcontext", c_int, (c_void_p,), symbol="getcontext", dll="libc"),
@@ -587,12 +591,20 @@ def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
            probe and its name alive from outside the sub's namespace.
     CLEAR: [Swap(sub), PyThreadState_Clear(sub), Swap(back)]; the caller then
            deletes the (no longer current) tstate.
-    ASYNC_EXC: [Swap(sub), PyThreadState_SetAsyncExc(ident, exc), Swap(back)] with
-           *calls* = (ident, exc): make the thread *ident*, running in that
+    ASYNC_EXC: [Swap(sub), (guard test,) PyThreadState_SetAsyncExc(ident, exc),
+           Swap(back)] with *calls* = (buf, exc, guard): make the thread whose ident
+           is in *buf* (16 bytes; the ident in the first 8), running in that
            (shared-GIL) sub, raise *exc* (KeyboardInterrupt, a static type shared by
            every interpreter) at its next bytecode, or cancel that (exc None).
-           *sub_tstate* is the calling thread's own tstate in the sub; the GIL is
-           held throughout, so the target thread is stopped meanwhile.
+           *sub_tstate* is the calling thread's own tstate in the sub; from the
+           first Swap on (3.12's Swap releases and retakes the GIL) the GIL is
+           held, so the target thread is stopped until Swap(back).  *guard*, if
+           not 0, is the address of an int64 word tested inside the chain, under
+           that same GIL hold: ``snprintf(buf + 7, 2, "%.*s%.*s", lo, "\\xff",
+           hi, "\\xff")`` with lo/hi the word's two halves (read at call time)
+           writes 0xff into the ident's top byte if the word is not 0, which
+           makes the ident match no thread (user-space thread idents are below
+           2**56); the caller reads buf[7] afterwards to learn which it was.
     END:   [Swap(sub), Py_EndInterpreter(sub), Swap(back)] on glibc ucontexts
            entered by one swapcontext() call: Py_EndInterpreter leaves no
            current thread state, which no ctypes call may return into.
@@ -635,8 +647,18 @@ def _cross(op: str, sub_tstate: int = 0, calls: Any = None) -> Optional[int]:
         inside(functools.partial(C._tstate_clear, ptr_arg(sub_tstate)))
         return None
     if op == ASYNC_EXC:
-        ident, exc = calls
-        inside(functools.partial(C._set_async_exc, ctypes.c_ulong(ident), c_void_p(exc)))
+        buf, exc, guard = calls
+        inject = functools.partial(C._set_async_exc, ctypes.c_ulong.from_buffer(buf),
+                                   c_void_p(exc))
+        if guard:
+            test = functools.partial(C._snprintf, ptr_arg(ctypes.addressof(buf) + 7),
+                                     c_size_t(2), ptr_arg(ctypes.addressof(_GUARD_FMT)),
+                                     c_int.from_address(guard), ptr_arg(ctypes.addressof(_FF)),
+                                     c_int.from_address(guard + 4),
+                                     ptr_arg(ctypes.addressof(_FF)))
+            inside(test, inject)
+        else:
+            inside(inject)
         return None
     if op == END:
         _end_on_ucontexts(sub_tstate, back)
@@ -913,11 +935,28 @@ def unpin(sub_tstate: int, addrs: Sequence[int]) -> None:
     _cross(UNPIN, sub_tstate, addrs)
 
 
-def keyboard_interrupt_at(sub_tstate: int, ident: int, cancel: bool = False) -> None:
+# The guard test's constant arguments (read only, by C).
+_GUARD_FMT = ctypes.create_string_buffer(b"%.*s%.*s")
+_FF = ctypes.create_string_buffer(b"\xff")
+
+
+def keyboard_interrupt_at(sub_tstate: int, ident: int, cancel: bool = False,
+                          guard: int = 0) -> bool:
     """Make thread *ident*, running in the shared-GIL sub of *sub_tstate* (the calling
-    thread's own tstate there), raise KeyboardInterrupt; or cancel a pending one."""
+    thread's own tstate there), raise KeyboardInterrupt; or cancel a pending one.
+
+    With *guard* (the address of an int64 word), nothing is sent if the word is
+    not 0 at the moment of sending, tested while the GIL is held as the sub's
+    thread, so the target cannot change it in between (see _cross(ASYNC_EXC)).
+    Return False if the guard stopped it.
+    """
     exc = None if cancel else c_void_p.in_dll(ctypes.pythonapi, "PyExc_KeyboardInterrupt").value
-    _cross(ASYNC_EXC, sub_tstate, (ident, exc))
+    if ident >> 56:    # never on Linux x86-64 (idents are user-space addresses)
+        raise ValueError("thread ident %#x does not leave the guard byte free" % ident)
+    buf = (c_char * 16)()          # private to this call: the ident, then slack
+    ctypes.c_ulong.from_buffer(buf).value = ident
+    _cross(ASYNC_EXC, sub_tstate, (buf, exc, 0 if cancel else guard))
+    return buf[7] != b"\xff"
 
 
 def delete_tstate(tstate: int) -> None:

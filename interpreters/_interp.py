@@ -48,9 +48,10 @@ _SUB_FILE = os.path.abspath(_sub.__file__)
 _SUB_CODE = compile(_SUB_SOURCE, _SUB_FILE, "exec")   # compiled once, here
 
 
-def bootstrap_payload(path: Iterable[str]) -> bytes:
-    """What the bootstrap finds in the io block: _sub.py's code and sys.path."""
-    return marshal.dumps((_SUB_CODE, list(path)))
+def bootstrap_payload(path: Iterable[str], yielder: bool = False) -> bytes:
+    """What the bootstrap finds in the io block: _sub.py's code, sys.path, and
+    whether to start the yielder thread there (see _sub.py)."""
+    return marshal.dumps((_SUB_CODE, list(path), yielder))
 
 
 def bootstrap_code(fd: int, iid: int, size: int) -> bytes:
@@ -60,7 +61,7 @@ def bootstrap_code(fd: int, iid: int, size: int) -> bytes:
     keeps the parser's allocations, which outlive the interpreter on 3.12+,
     small).  It leaves no name in the interpreter's ``__main__``.
     """
-    return ("(lambda m: (lambda c, ns: (exec(c[0], ns), ns['_install'](%d, %d, c[1])))"
+    return ("(lambda m: (lambda c, ns: (exec(c[0], ns), ns['_install'](%d, %d, *c[1:])))"
             "(__import__('marshal').loads(m[%d:%d]), {'__name__': '_interpreters_sub'}))"
             "(__import__('mmap').mmap(%d, 0))\n"
             % (fd, iid, _sub.HDR, _sub.HDR + size, fd)).encode()
@@ -70,7 +71,9 @@ def bootstrap_code(fd: int, iid: int, size: int) -> bytes:
 # The GIL poker (DESIGN.md fact 8): on 3.9-3.12 a thread waiting for the shared GIL
 # as a subinterpreter's thread never makes a CPU-bound thread of the main interpreter
 # drop it.  A main-interpreter thread that wakes every millisecond while any
-# subinterpreter exists makes the request that the waiter cannot.
+# subinterpreter exists makes the request that the waiter cannot.  (The other
+# direction, a CPU-bound subinterpreter thread starving this interpreter's threads,
+# is handled inside each shared-GIL subinterpreter by its yielder thread: _sub.py.)
 
 _POKER_NEEDED = (3, 9) <= PYVER <= (3, 12)
 _poker: Optional[threading.Thread] = None
@@ -266,7 +269,7 @@ def _create(isolated: bool = False) -> int:
     try:
         entry = _io_for(slot, iid + 1)
         entry[2][_sub.CAP] = entry[3]
-        payload = bootstrap_payload(sys.path)
+        payload = bootstrap_payload(sys.path, _POKER_NEEDED and not isolated)
         entry = _write_source(slot, entry, payload)
         _capi.bootstrap(head, bootstrap_code(fd, iid, len(payload)))
         words = entry[2]
@@ -381,14 +384,29 @@ class _CtrlC:
             if 2 not in data or slot is None:              # SIGINT, main thread inside
                 continue
             try:
-                _capi.keyboard_interrupt_at(_tstate_of(slot, threading.get_ident()),
-                                            _MAIN_THREAD or 0)
-                self.injected = slot
+                self._send(slot)
             except Exception:
                 pass
 
+    def _send(self, slot: int) -> None:
+        # Never while the main thread is inside one of the package's critical
+        # sections (arena lock held): the guard word is tested at the moment of
+        # sending, under the GIL the main thread needs (_capi._cross(ASYNC_EXC)).
+        # While it is set, try again every millisecond, as long as the main thread
+        # is still inside the same interpreter.
+        ts = _tstate_of(slot, threading.get_ident())
+        guard = _A.addr + 8 * _CRIT_W if _CRIT_W is not None else 0
+        while not _capi.keyboard_interrupt_at(ts, _MAIN_THREAD or 0, guard=guard):
+            time.sleep(0.001)
+            if self.target != slot:
+                return
+        self.injected = slot
+
 
 _ctrl_c: Optional[_CtrlC] = None
+# The arena header word that is not 0 while the main OS thread is inside one of the
+# package's critical sections (in any interpreter); None: not tracked.
+_CRIT_W: Optional[int] = getattr(_arena, "CRIT_W", None)
 
 
 def _run_interruptible(slot: int, iid: int, calls: RunCalls) -> None:
@@ -642,7 +660,30 @@ def _drop_extra_tstates(slot: int) -> int:
 
 
 def _foreign_threads(slot: int) -> int:
-    return len(_capi.interp_tstates(_A.word(slot, _arena.INTERP))) - 1
+    """Threads in the interpreter of *slot* besides the head (and its yielder)."""
+    yielder: int = _io_for(slot, _A.word(slot, _arena.ID1))[2][_sub.YIELDER]
+    return len(_capi.interp_tstates(_A.word(slot, _arena.INTERP))) - 1 - yielder
+
+
+def _yielder_gone(slot: int, words: memoryview) -> bool:
+    """After a PREPARE_END that went ahead: wait until the yielder's thread state is gone.
+
+    PREPARE_END stopped the yielder and waited for its sentinel lock, which CPython
+    releases a little before it unlinks the thread state; and the thread still
+    reads its interpreter's GIL state just after releasing the GIL.  The
+    interpreter may be ended only once both are over.  (Called once no other
+    thread is counted there: every thread state but the head is the yielder's.)
+    """
+    if words[_sub.YIELDER]:
+        return False               # PREPARE_END did not stop it
+    interp = _A.word(slot, _arena.INTERP)
+    deadline = time.monotonic() + 5.0
+    while len(_capi.interp_tstates(interp)) > 1:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    time.sleep(0.001)
+    return True
 
 
 _JOIN_SLICE_US = 50000    # destroy() waits for threads in slices: Ctrl-C lands between them
@@ -677,6 +718,9 @@ def _prepare_end(slot: int, iid: int, head: int) -> Optional[str]:
             # recomputation while this one was in the sub.
             _capi.check_signals()
             continue
+        # The yielder (3.9-3.12) is stopped by a PREPARE_END that goes ahead (and
+        # started again by _cancel_end()).
+        yielder = _io_for(slot, id1)[2][_sub.YIELDER]
         ok, words = _op(slot, id1, _sub.PREPARE_END, head)
         if not ok:
             return "its runtime failed to prepare the end: %s" % _failure_text(slot, id1)
@@ -691,7 +735,8 @@ def _prepare_end(slot: int, iid: int, head: int) -> Optional[str]:
             return ("%d buffer(s) it sent with send_buffer() are still held by receivers; "
                     "release those memoryviews first" % words[_sub.HELD])
         # Threads the threading module does not know (_thread.start_new_thread); a
-        # thread that just finished may still be unlinking its tstate.
+        # thread that just finished (the yielder just stopped, too) may still be
+        # unlinking its tstate.
         others = _foreign_threads(slot)
         deadline = time.monotonic() + 0.2
         while others and time.monotonic() < deadline:
@@ -700,6 +745,8 @@ def _prepare_end(slot: int, iid: int, head: int) -> Optional[str]:
         if others:
             return ("%d thread(s) started in it (not with the threading module) are still "
                     "running; stop them first" % others)
+        if yielder and not _yielder_gone(slot, words):
+            return "its yielder thread did not stop"
         return None
 
 

@@ -23,6 +23,7 @@ sides map.  Layout, little-endian int64 words, then data from byte HDR:
    11 ARG      argument of JOIN_THREADS: 1 to run the threading atexit hooks first,
                plus 2 * the longest wait in microseconds (0: until all are done)
    12 DAEMONS  reply of PREPARE_END: daemon threads still alive
+   13 YIELDER  1 while the yielder thread (below) runs here, else 0
 
 Ending an interpreter (``_interp.destroy()``) goes through these operations, as
 CPython's own shutdown does (threading._shutdown(), then atexit, then the
@@ -32,6 +33,20 @@ then waits for the non-daemon threads; PREPARE_END refuses new threads from then
 on (as CPython 3.12+ does once an interpreter is finalizing: atexit callbacks
 and ``__del__`` methods that start one get RuntimeError) and reports what
 still blocks the end; CANCEL_END undoes both if the end is called off.
+
+The yielder (CPython 3.9-3.12, shared-GIL interpreters only): on those versions a
+thread that waits for the shared GIL makes the thread holding it drop it only if
+both belong to the same interpreter (the drop request goes to the waiter's
+interpreter).  A CPU-bound thread here would therefore keep every thread of the
+main interpreter from running: its threads, its Ctrl-C watchdog, a main thread
+waiting in join().  The yielder is a thread of this interpreter (started with
+``_thread``, so ``threading.enumerate()`` does not list it) that wakes every
+YIELD_BUSY seconds while code runs here (a run() is in progress or other threads
+live) and every YIELD_IDLE seconds otherwise: each wake-up asks for the GIL as a
+thread of this interpreter, which a CPU-bound thread here does honour, and the
+GIL then goes to whichever thread waits, in any interpreter.  PREPARE_END stops
+it when the end goes ahead (nothing else blocks it: destroy needs this
+interpreter's threads gone), and CANCEL_END starts it again.
 
 The entry point is a property getter: the caller enters the interpreter with
 ``PyObject_HasAttr(probe, "__interpreters_run__")``, which runs ``run()`` and
@@ -53,17 +68,20 @@ if TYPE_CHECKING:
 HDR = 128
 STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME = range(10)
 HELD, ARG, DAEMONS = 10, 11, 12
+YIELDER = 13
 PENDING, OK, FAILED = -1, 0, 1
 RUN, PREPARE_END, JOIN_THREADS, CANCEL_END = 0, 1, 2, 3
 MAGIC = 0x49505335  # "IPS5"
 _CACHE_MAX = 256          # compiled-code cache entries
 _CACHE_SRC_MAX = 1 << 16  # only sources up to this size are cached
+YIELD_BUSY = 0.005        # the yielder's period while code runs here (seconds)
+YIELD_IDLE = 0.1          # ... and while nothing does
 
 
 ENTRY_NAME = "__interpreters_run__"
 
 
-def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
+def _install(fd: int, interp_id: int, path: Optional[List[str]], yielder: bool = False) -> None:
     import marshal
     import mmap
     import os
@@ -77,6 +95,38 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
 
     mapping: Dict[str, Any] = {}   # "mm", "words", "size": the current mapping
     cache: Dict[bytes, Any] = {}
+    active = [0]                   # run() calls in progress here (any thread)
+    stoppers: List[Any] = []       # the yielder's [stop lock, sentinel lock] while it runs
+
+    def start_yielder() -> None:
+        import _thread
+        count = _thread._count     # threads started here (the yielder included)
+        stop = _thread.allocate_lock()
+        stop.acquire()
+        started = _thread.allocate_lock()
+        started.acquire()
+        sentinel: List[Any] = []
+
+        def yielder() -> None:
+            # Released by CPython once this thread's state is deleted (3.9-3.12).
+            sentinel.append(_thread._set_sentinel())  # type: ignore[attr-defined]
+            started.release()
+            acquire = stop.acquire
+            while not acquire(True, YIELD_BUSY if active[0] or count() > 1 else YIELD_IDLE):
+                pass
+
+        _thread.start_new_thread(yielder, ())
+        started.acquire()
+        stoppers[:] = [stop, sentinel[0]]
+        mapping["words"][YIELDER] = 1
+
+    def stop_yielder() -> None:
+        if stoppers:
+            stop, gone = stoppers
+            del stoppers[:]
+            stop.release()
+            gone.acquire()         # its thread state is unlinked: not "another thread"
+            mapping["words"][YIELDER] = 0
 
     def remap() -> None:
         words = mapping.get("words")
@@ -117,6 +167,7 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
                 pass
 
     def run(_probe: object = None) -> None:
+        counted = False
         try:
             if mapping["words"][CAP] != mapping["size"]:
                 remap()
@@ -126,6 +177,8 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
                 ending(op, words)
                 words[STATUS] = OK
                 return
+            active[0] += 1
+            counted = True
             n = words[SRCLEN]
             src = mapping["mm"][HDR:HDR + n]
             main = sys.modules["__main__"].__dict__
@@ -145,6 +198,9 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
             words[STATUS] = OK
         except BaseException as exc:   # SystemExit and KeyboardInterrupt included
             report(exc)
+        finally:
+            if counted:
+                active[0] -= 1
 
     def report(exc: BaseException) -> None:
         # Never leaves STATUS at PENDING: the caller would find the runtime damaged.
@@ -260,6 +316,10 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
             if waited or daemons or held:
                 guard_threads(False)
             else:
+                # The end goes ahead: the yielder must be gone (CANCEL_END restarts it).
+                if stoppers:
+                    stop_yielder()
+                    mapping["yielder_stopped"] = True
                 # 3.13: current_thread() above may have left this thread a
                 # _DummyThread marker whose __del__, run after threading's globals
                 # are cleared at the end, prints an ignored TypeError: drop it now.
@@ -275,6 +335,8 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
             if "atexit" in mapping:
                 import atexit
                 atexit.register(mapping.pop("atexit"))
+            if mapping.pop("yielder_stopped", False) and not stoppers:
+                start_yielder()
 
     entry_type = type("_Entry", (), {"__slots__": (), ENTRY_NAME: property(run)})
     probe = entry_type()
@@ -285,6 +347,8 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
     words = mapping["words"]
     words[PROBE] = id(probe)
     words[PROBE_NAME] = id(name)
+    if yielder:
+        start_yielder()
     words[READY] = MAGIC
 
 

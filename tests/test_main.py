@@ -159,3 +159,60 @@ def test_demo_channel_round_trip():
         assert "64-byte round trip:" in p.stdout, p.stdout
     else:
         assert "skipped:" in p.stdout, p.stdout
+
+
+def _interrupted_run(path, use_pty, ready="ready\n"):
+    """Start ``run FILE``, send SIGINT once it printed *ready*, return (rc, stderr)."""
+    import signal
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    stdin = subprocess.DEVNULL
+    if use_pty:
+        import pty
+        master, slave = pty.openpty()
+        stdin = slave
+    p = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "interpreters", "run",
+                          path], cwd=REPO_ROOT, env=env, stdin=stdin,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.read(len(ready)) == ready
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)   # only a hang reaches this
+    finally:
+        if use_pty:
+            os.close(master)
+            os.close(slave)
+        if p.poll() is None:
+            p.kill()
+    for marker in CRASH_MARKERS:
+        assert marker not in err, err
+    return p.returncode, err
+
+
+def test_run_file_ctrl_c_stops_a_cpu_bound_script(script):
+    # On 3.9-3.12 the loop would hold the GIL for good without the yielder.
+    path = script("""\
+        print("ready", flush=True)
+        def spin():
+            while True:
+                pass
+        spin()
+    """)
+    rc, err = _interrupted_run(path, use_pty=False)
+    assert rc != 0
+    # (the signal may land on the print() line, just before the loop)
+    assert "KeyboardInterrupt" in err and "script.py" in err, err
+
+
+def test_run_file_ctrl_c_interrupts_input_from_a_terminal(script):
+    # input() from a terminal waits in short select() slices, so Ctrl-C lands
+    # without a line being typed (a read() blocked in C would wait for Enter).
+    path = script("""\
+        import os
+        assert os.isatty(0)
+        name = input("name? ")
+        print("never", name)
+    """)
+    rc, err = _interrupted_run(path, use_pty=True, ready="name? ")
+    assert rc != 0
+    assert "KeyboardInterrupt" in err and "input(" in err, err
