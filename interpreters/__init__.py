@@ -1,5 +1,22 @@
 """Multiple interpreters in one process (PEP 554), for CPython 3.8-3.13, in pure Python.
 
+Quick start::
+
+    import interpreters
+
+    interp = interpreters.create()          # a new, idle interpreter
+    interp.run("x = 6 * 7")                 # runs there, in the calling thread
+    interp.run("print(x)")                  # its __main__ persists: prints 42
+    print(interp.call(sum, [1, 2, 3]))      # a function call, result returned: 6
+    try:
+        interp.run("{}['missing']")
+    except KeyError as exc:                 # a RunFailedError, also a KeyError
+        print(exc.excinfo.formatted)
+    r, s = interpreters.create_channel()    # pass data between interpreters
+    interp.destroy()
+
+``python -m interpreters`` shows what this Python supports and runs a short demo.
+
 Layout (imports point down only):
 
     __init__.py    public API (this file): no ctypes here
@@ -14,7 +31,6 @@ Layout (imports point down only):
     _capi.py       the only module that imports ctypes: prototypes, raw memory,
                    the audited thread-state crossing, teardown
 """
-
 from __future__ import annotations
 
 import sys as _sys
@@ -72,6 +88,12 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def __dir__() -> List[str]:
+    # The lazily loaded names are listed (tab completion offers them); the names
+    # that only serve the type checker are not.
+    return sorted((set(globals()) | set(__all__)) - {"TYPE_CHECKING", "annotations"})
 
 
 class Interpreter:
