@@ -41,7 +41,7 @@ if _sys.implementation.name != "cpython" or not (3, 8) <= _sys.version_info < (3
 
 import weakref as _weakref
 
-from . import _interp
+from . import _channels, _interp
 from ._channels import (
     Connection, Pipe, Queue, RecvChannel, SendChannel, create_channel, is_shareable,
     list_all_channels, select, select_async,
@@ -282,6 +282,9 @@ def _channel_spec(channels: Optional[Mapping[str, Union[RecvChannel, SendChannel
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError("channels key %r is not a valid identifier" % (name,))
         if not isinstance(end, (RecvChannel, SendChannel, Queue, Connection)):
+            foreign = _channels.other_copy(type(end))
+            if foreign:
+                raise ValueError("channels[%r]: %s" % (name, foreign))
             raise ValueError("channels[%r] must be a RecvChannel, SendChannel, Queue or "
                              "Connection, not %s" % (name, type(end).__name__))
         specs[name] = end._spec()

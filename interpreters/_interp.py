@@ -41,10 +41,25 @@ _IS_MAIN = _capi.current_interp() == _capi.main_interp()
 _local_lock = threading.Lock()       # this interpreter's caches only (never cross-interp)
 _io: Dict[int, IOEntry] = {}         # slot -> (gen-independent) [ID1, mmap, words view, size]
 
-with open(_sub.__file__, "rb") as _f:
-    _SUB_SOURCE = _f.read()
-_SUB_FILE = os.path.abspath(_sub.__file__)
-_SUB_CODE = compile(_SUB_SOURCE, _SUB_FILE, "exec")   # compiled once, here
+
+
+def _sub_code() -> Any:
+    """_sub.py's code object, from its loader: a plain file, a zip archive (zipimport,
+    zipapp) or a .pyc-only install all work."""
+    loader = getattr(_sub.__spec__, "loader", None)
+    try:
+        code = loader.get_code(_sub.__name__)  # type: ignore[union-attr]
+    except Exception as exc:
+        raise ImportError("interpreters: cannot load the code of %s from %r (%s); it is "
+                          "run inside every new interpreter" % (_sub.__name__, loader, exc)
+                          ) from None
+    if code is None:
+        raise ImportError("interpreters: the loader %r gives no code for %s; it is run "
+                          "inside every new interpreter" % (loader, _sub.__name__))
+    return code
+
+
+_SUB_CODE = _sub_code()   # loaded once, here
 
 
 def bootstrap_payload(path: Iterable[str]) -> bytes:
@@ -174,8 +189,9 @@ def slot_of(iid: int) -> int:
         _slot_cache.pop(iid, None)
         if iid == 0 or any(i == iid for i, _ in _capi.iter_interps()):
             raise _exc.InterpreterError(
-                "interpreter %d was not created by this package; "
-                "it cannot be run or destroyed from here" % iid)
+                "interpreter %d was not created by this package (%s) but by other code "
+                "or another copy of it; it cannot be run or destroyed from here"
+                % (iid, __name__.rpartition(".")[0]))
         raise _exc.InterpreterNotFoundError(
             "interpreter %d does not exist (already destroyed?)" % iid)
     return slot
