@@ -15,7 +15,12 @@ Quick start::
     r, s = interpreters.create_channel()    # pass data between interpreters
     interp.destroy()
 
-``python -m interpreters`` shows what this Python supports and runs a short demo.
+Output printed in another interpreter reaches this one's ``sys.stdout`` and
+``sys.stderr`` when run() or call() returns, if those are not the process's
+own streams (so redirect_stdout, pytest's capsys and notebooks see it); else,
+and for output printed there while no run() waits, it goes straight to file
+descriptors 1 and 2.  ``python -m interpreters`` shows what this Python
+supports and runs a short demo.
 
 Layout (imports point down only):
 
@@ -193,6 +198,14 @@ class Interpreter:
         Python's default SIGINT handler; on 3.9-3.12 not for code that never
         releases the GIL, a CPython bug).
 
+        Output: if this interpreter's ``sys.stdout`` or ``sys.stderr`` is not
+        the process's own stream (``sys.__stdout__``/``sys.__stderr__``:
+        redirect_stdout, pytest's capture, IDLE, Jupyter), what the code writes
+        to that stream, also from threads of that interpreter, is kept while it
+        runs and written to this one's stream, in order, when run() returns or
+        raises.  Otherwise, and for output written there while no run() waits,
+        it goes straight to file descriptors 1 and 2.
+
         Raises:
             TypeError: *source_str* is not a str.
             ValueError: a value in *channels* is not a RecvChannel/SendChannel.
@@ -221,9 +234,12 @@ class Interpreter:
         *f* comes back as from run(): a RunFailedError, also an instance of a
         builtin original type.  Unsendable arguments raise NotSendableError.
 
-        Like run(), it runs in the calling thread, and Ctrl-C does not interrupt
-        it: KeyboardInterrupt is raised once *f* has returned, instead of the
-        result.  Wait on call_in_thread() or call_async() to stay interruptible.
+        Like run(), it runs in the calling thread, and Ctrl-C in the main thread
+        raises KeyboardInterrupt inside *f* at its next bytecode, then here
+        (shared-GIL interpreters, Python's default SIGINT handler; on 3.9-3.12
+        code that never releases the GIL runs until it does or returns).  Wait
+        on call_in_thread() or call_async() to be interruptible in every case.
+        Output goes where run()'s goes.
         """
         return _call.call(self, f, *args, **kwargs)
 

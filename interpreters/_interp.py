@@ -448,8 +448,70 @@ def _run_interruptible(slot: int, iid: int, calls: RunCalls) -> None:
             raise KeyboardInterrupt
 
 
-def _flush_std() -> None:
-    for stream in (sys.stdout, sys.stderr):
+# ------------------------------------------------------------------------------------
+# Output: when this interpreter's sys.stdout or sys.stderr is not the process's own
+# stream (sys.__stdout__/__stderr__: redirect_stdout, pytest's capture, IDLE,
+# Jupyter), a run() captures what the other interpreter writes to that stream while
+# the run lasts, and writes it here, in order, when the run is over (RUN_CAPTURE in
+# _sub.py).  Otherwise both write to file descriptors 1 and 2 directly, as before.
+
+def _run_captured(slot: int, id1: int, iid: int, calls: RunCalls, ctrl_c: bool,
+                  words: memoryview, out: Any, err: Any) -> memoryview:
+    """run()'s crossing as RUN_CAPTURE; the output is written to *out*/*err* before
+    returning (busy still held), also when the run is interrupted.
+
+    Returns the io block's words: the output may have grown (and remapped) it.
+    """
+    words[_sub.CAPTURE] = (out is not sys.__stdout__) | (err is not sys.__stderr__) << 1
+    words[_sub.CAPLEN] = 0
+    words[_sub.OP] = _sub.RUN_CAPTURE
+    _flush_std(out, err)
+    captured = None
+    try:
+        try:
+            if ctrl_c:
+                _run_interruptible(slot, iid, calls)
+            else:
+                _capi.run_prebuilt(calls)
+        finally:
+            captured, words = _take_output(slot, id1)
+    finally:
+        if captured:
+            _deliver(captured, out, err)
+    return words
+
+
+def _take_output(slot: int, id1: int) -> Tuple[Optional[List[Tuple[int, str]]], memoryview]:
+    """The output a RUN_CAPTURE kept, read from the io block (busy still held).
+
+    Also returns the io block's words: the output may have grown (and remapped) it.
+    """
+    entry = _io_for(slot, id1)
+    words: memoryview = entry[2]
+    n = words[_sub.CAPLEN]
+    if not n:
+        return None, words
+    at = _sub.HDR + (words[_sub.OUTLEN] if words[_sub.STATUS] == _sub.FAILED else 0)
+    out: List[Tuple[int, str]] = marshal.loads(entry[1][at:at + n])
+    return out, words
+
+
+def _deliver(captured: List[Tuple[int, str]], out: Any, err: Any) -> None:
+    """Write captured output to the caller's streams, in the order it was written."""
+    for no, text in captured:
+        stream = out if no == 1 else err
+        if stream is not None:
+            stream.write(text)
+    for stream in (out, err):
+        if stream is not None:
+            try:
+                stream.flush()
+            except Exception:
+                pass
+
+
+def _flush_std(out: Any, err: Any) -> None:
+    for stream in (out, err):
         if stream is not None:
             try:
                 stream.flush()
@@ -492,13 +554,24 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
                 mm[_sub.HDR + n:_sub.HDR + n + len(extra)] = extra
             words[_sub.SRCLEN] = n
             words[_sub.EXTRA] = len(extra)
-            words[_sub.OP] = _sub.RUN
             words[_sub.STATUS] = _sub.PENDING
-            _flush_std()
-            if ctrl_c:
-                _run_interruptible(slot, iid, calls)
+            out = sys.stdout
+            err = sys.stderr
+            if out is sys.__stdout__ and err is sys.__stderr__:
+                words[_sub.OP] = _sub.RUN
+                try:                     # _flush_std(), inlined
+                    if out is not None:
+                        out.flush()
+                    if err is not None:
+                        err.flush()
+                except Exception:
+                    _flush_std(out, err)
+                if ctrl_c:
+                    _run_interruptible(slot, iid, calls)
+                else:
+                    _capi.run_prebuilt(calls)
             else:
-                _capi.run_prebuilt(calls)
+                words = _run_captured(slot, id1, iid, calls, ctrl_c, words, out, err)
             status = words[_sub.STATUS]
             if status == _sub.FAILED:
                 info = _read_failure(slot, id1)
@@ -549,7 +622,6 @@ def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
             raise _exc.InterpreterError("interpreter %d is already running" % iid)
         entry = _write_source(slot, _io_for(slot, id1), data, extra)
         words = entry[2]
-        words[_sub.OP] = _sub.RUN
         words[_sub.STATUS] = _sub.PENDING
         calls = _crossing_for(slot, id1)
         gen = _A.word(slot, _arena.GEN)
@@ -559,11 +631,17 @@ def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
         _fast[(iid, threading.get_ident())] = (
             slot, slot * _arena.ISLOT_WORDS, id1, gen, ops[0], ops[1], entry, calls,
             _capi.current_tstate(), ctrl_c)
-        _flush_std()
-        if ctrl_c:
-            _run_interruptible(slot, iid, calls)
+        out = sys.stdout
+        err = sys.stderr
+        if out is sys.__stdout__ and err is sys.__stderr__:
+            words[_sub.OP] = _sub.RUN
+            _flush_std(out, err)
+            if ctrl_c:
+                _run_interruptible(slot, iid, calls)
+            else:
+                _capi.run_prebuilt(calls)
         else:
-            _capi.run_prebuilt(calls)
+            words = _run_captured(slot, id1, iid, calls, ctrl_c, words, out, err)
         status = words[_sub.STATUS]
         if status == _sub.FAILED:
             info = _read_failure(slot, id1)

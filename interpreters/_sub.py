@@ -20,6 +20,15 @@ sides map.  Layout, little-endian int64 words, then data from byte HDR:
                PREPARE_END, buffers exported from here still held by receivers
     8 PROBE    address of the entry probe object      9 PROBE_NAME  address of
                its attribute name (see below)
+   10 CAPTURE  RUN_CAPTURE: which streams to capture (1 stdout, 2 stderr)
+   11 CAPLEN   reply to RUN_CAPTURE: length of the marshalled output, stored
+               at HDR (OK) or after the exception info (FAILED); 0 if none
+
+RUN_CAPTURE is RUN with ``sys.stdout``/``sys.stderr`` replaced, for that run,
+by streams that keep what is written (also by other threads of this
+interpreter) as [(1 or 2, text), ...]; the caller writes it to its own
+``sys.stdout``/``sys.stderr`` when the run is over.  Written after the run,
+the interpreter's own streams get it again (file descriptors 1 and 2).
 
 The entry point is a property getter: the caller enters the interpreter with
 ``PyObject_HasAttr(probe, "__interpreters_run__")``, which runs ``run()`` and
@@ -39,9 +48,10 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
 HDR = 128
-STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME = range(10)
+(STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME, CAPTURE,
+ CAPLEN) = range(12)
 PENDING, OK, FAILED = -1, 0, 1
-RUN, PREPARE_END, JOIN_THREADS = 0, 1, 2
+RUN, PREPARE_END, JOIN_THREADS, RUN_CAPTURE = 0, 1, 2, 3
 MAGIC = 0x49505335  # "IPS5"
 _CACHE_MAX = 256          # compiled-code cache entries
 _CACHE_SRC_MAX = 1 << 16  # only sources up to this size are cached
@@ -117,6 +127,68 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
             except BaseException:
                 pass
 
+    def write_capture(at: int, data: bytes) -> None:
+        need = at + len(data)
+        if need > mapping["size"]:
+            size = (max(need, 2 * mapping["size"]) + 4095) & ~4095   # whole pages: cast("q")
+            os.ftruncate(fd, size)
+            remap()
+            mapping["words"][CAP] = size
+        mapping["mm"][at:need] = data
+        mapping["words"][CAPLEN] = len(data)
+
+    captured_type: List[Any] = []     # the stream class, made on first use
+
+    def capture_begin(mask: int) -> Tuple[List[Tuple[int, str]], Any, List[Any]]:
+        if not captured_type:
+            captured_type.append(_captured_stream_type())
+        records: List[Tuple[int, str]] = []
+        lock = threading.Lock()       # this interpreter's own: writers are its threads
+        streams = []
+        for no, name in ((1, "stdout"), (2, "stderr")):
+            if mask & no:
+                old = getattr(sys, name)
+                new = captured_type[0](records, lock, no, old)
+                setattr(sys, name, new)
+                streams.append((name, old, new))
+        return records, lock, streams
+
+    def capture_end(state: Tuple[List[Tuple[int, str]], Any, List[Any]]) -> None:
+        records, lock, streams = state
+        with lock:
+            for name, old, new in streams:
+                new._records = None          # from now on: the interpreter's own stream
+                if getattr(sys, name) is new:
+                    setattr(sys, name, old)
+            merged: List[Tuple[int, str]] = []
+            for no, text in records:         # consecutive writes to one stream: one write
+                if merged and merged[-1][0] == no:
+                    merged[-1] = (no, merged[-1][1] + text)
+                else:
+                    merged.append((no, text))
+            del records[:]
+        words = mapping["words"]
+        if not merged:
+            words[CAPLEN] = 0
+            return
+        write_capture(HDR + (words[OUTLEN] if words[STATUS] == FAILED else 0),
+                      marshal.dumps(merged))
+
+    def run_capture(words: memoryview) -> None:
+        """RUN_CAPTURE: run() with sys.stdout/sys.stderr captured."""
+        words[OP] = RUN
+        try:
+            state = capture_begin(words[CAPTURE])
+        except BaseException:
+            words[CAPLEN] = 0
+            state = None        # run it uncaptured rather than not at all
+        run()                   # never raises
+        if state is not None:
+            try:
+                capture_end(state)
+            except BaseException:
+                mapping["words"][CAPLEN] = 0
+
     def run(_probe: object = None) -> None:
         try:
             if mapping["words"][CAP] != mapping["size"]:
@@ -144,6 +216,9 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
                         t.join()
                 words[THREADS] = sum(1 for t in threading.enumerate() if t is not me) - 1
                 words[STATUS] = OK
+                return
+            if op == RUN_CAPTURE:
+                run_capture(words)
                 return
             n = words[SRCLEN]
             src = mapping["mm"][HDR:HDR + n]
@@ -180,6 +255,51 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]]) -> None:
     words[PROBE] = id(probe)
     words[PROBE_NAME] = id(name)
     words[READY] = MAGIC
+
+
+def _captured_stream_type() -> Any:
+    """The class of the streams that stand in for sys.stdout/sys.stderr in RUN_CAPTURE."""
+    import io
+
+    class CapturedOutput(io.TextIOBase):
+        """Keeps what is written while run() waits; afterwards writes to *fallback*."""
+
+        def __init__(self, records: Optional[List[Tuple[int, str]]], lock: Any, no: int,
+                     fallback: Any) -> None:
+            self._records = records
+            self._lock = lock
+            self._no = no
+            self._fallback = fallback
+
+        @property
+        def encoding(self) -> str:  # type: ignore[override]
+            return str(getattr(self._fallback, "encoding", None) or "utf-8")
+
+        @property
+        def errors(self) -> Optional[str]:  # type: ignore[override]
+            return getattr(self._fallback, "errors", None)
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, s: str) -> int:
+            if not isinstance(s, str):
+                raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+            with self._lock:
+                records = self._records
+                if records is not None:
+                    records.append((self._no, s))
+                    return len(s)
+            fallback = self._fallback      # run() is over: where output went before
+            if fallback is None:
+                return len(s)
+            return int(fallback.write(s))
+
+        def flush(self) -> None:
+            if self._records is None and self._fallback is not None:
+                self._fallback.flush()
+
+    return CapturedOutput
 
 
 def _inject(names: Tuple[str, Dict[str, Any]], ns: Dict[str, Any]) -> None:
