@@ -88,11 +88,11 @@ def features() -> List[Feature]:
         rows.append(("isolated interpreters (own GIL)", False,
                      "possible on %d.%d but not implemented in this package yet (planned)" % ver))
     if (3, 9) <= ver <= (3, 12):
-        rows.append(("no GIL starvation between interpreters", True,
+        rows.append(("GIL starvation avoided", True,
                      "worked around: on %d.%d a busy main thread could starve "
                      "subinterpreters (a CPython bug)" % ver))
     else:
-        rows.append(("no GIL starvation between interpreters", True,
+        rows.append(("GIL starvation avoided", True,
                      "CPython %d.%d is not affected" % ver))
     rows.append(("os.fork() with live subinterpreters", False,
                  "refused with InterpreterError (CPython's child would hang or crash)"))
