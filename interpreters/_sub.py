@@ -299,6 +299,46 @@ def _captured_stream_type() -> Any:
             if self._records is None and self._fallback is not None:
                 self._fallback.flush()
 
+        @property
+        def buffer(self) -> Any:
+            """Bytes written here are decoded (this stream's encoding) and kept in order."""
+            raw = self.__dict__.get("_buffer")
+            if raw is None:
+                raw = self.__dict__["_buffer"] = CapturedBytes(self)
+            return raw
+
+    class CapturedBytes(io.BufferedIOBase):
+        """``sys.stdout.buffer`` of a CapturedOutput."""
+
+        def __init__(self, text: CapturedOutput) -> None:
+            import codecs
+            self._text = text
+            self._decoder = codecs.getincrementaldecoder(text.encoding)("replace")
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: Any) -> int:
+            data = bytes(memoryview(b))
+            text = self._text
+            with text._lock:
+                records = text._records
+                if records is not None:
+                    s = self._decoder.decode(data)
+                    if s:
+                        records.append((text._no, s))
+                    return len(data)
+            fallback = getattr(text._fallback, "buffer", None)
+            if fallback is None:
+                return len(data)
+            return int(fallback.write(data))
+
+        def flush(self) -> None:
+            if self._text._records is None:
+                fallback = getattr(self._text._fallback, "buffer", None)
+                if fallback is not None:
+                    fallback.flush()
+
     return CapturedOutput
 
 

@@ -216,3 +216,13 @@ def test_ctrl_c_during_a_captured_run_still_delivers_the_output():
         i.destroy()
         """)
     assert out == "KeyboardInterrupt 'before\\n'\nusable\n", out
+
+
+def test_bytes_written_to_sys_stdout_buffer_are_captured_in_order(interp):
+    f = io.StringIO()
+    with contextlib.redirect_stdout(f):
+        interp.run("import sys\nprint('text', flush=True)\n"
+                   "sys.stdout.buffer.write('caf\\u00e9\\n'.encode()[:4])\n"
+                   "sys.stdout.buffer.write('caf\\u00e9\\n'.encode()[4:])\n"
+                   "sys.stdout.buffer.flush()\nprint('more')")
+    assert f.getvalue() == "text\ncaf\u00e9\nmore\n"
