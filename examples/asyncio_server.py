@@ -5,6 +5,8 @@ interpreters (each in its own thread) take requests, compute, and put answers in
 a second Queue, which the loop awaits with get_async(): the loop is never
 blocked and never polls.
 
+An extra example: not one of PEP 554's.
+
 Run it from the repository root:  python examples/asyncio_server.py
 """
 

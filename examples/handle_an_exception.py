@@ -7,6 +7,15 @@ traceback of the error goes on into the frames of the code in the other interpre
 When the original is a builtin type, the error is also an instance of that type, so
 the PEP's ``except KeyError:`` works as written.
 
+Changed from the PEP 554 text (its 2020 revision, for Python 3.10): this file shows
+"Handling an exception" and "Re-raising an exception" in one: the PEP catches
+``interpreters.RunFailedError`` and, to get the original type, re-raises
+``exc.__cause__``. Here the error *is* a KeyError (the original is a builtin type),
+so ``except KeyError`` catches it directly; ``__cause__`` holds the traceback as
+formatted there (text, not the original exception), so re-raising it would not give
+a KeyError. ``except interpreters.RunFailedError`` works too, as the custom-type
+case below shows.
+
 Run it from the repository root:  python examples/handle_an_exception.py
 """
 

@@ -10,6 +10,8 @@ Each worker writes its count to a pipe: that works in every kind of interpreter
 (on 3.12 the package itself, and so channels, cannot be imported inside an
 isolated interpreter, because CPython refuses ctypes there).
 
+An extra example: not one of PEP 554's.
+
 Run it from the repository root:  python examples/parallel_cpu_bound.py
 """
 

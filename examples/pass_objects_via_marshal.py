@@ -6,6 +6,14 @@ the receiver gets an equal object of its own, never the sender's.  marshal handl
 An empty bytes object ends the stream.  ``input`` and ``do_something`` (undefined
 in the PEP) are a list of sample objects and a function that collects them.
 
+Changed from the PEP 554 text (its 2020 revision, for Python 3.10):
+``shared=dict(reader=r)`` became ``channels={'reader': r}`` (the keyword of the
+PEP's API section; ``shared`` is left over from an earlier revision), and it is
+passed to both run() calls, so each names the channel it uses; the end of the stream
+is ``b''`` rather than ``None`` (both end the ``while data:`` loop; ``b''`` keeps
+the stream all bytes); the loop closes its end when done (``reader.close()``), which
+the PEP leaves out.
+
 Run it from the repository root:  python examples/pass_objects_via_marshal.py
 """
 

@@ -6,6 +6,11 @@ everything in place, because an interpreter's state persists between calls.
 stand-ins (the PEP leaves them undefined): two modules written to a temporary
 directory, and a function that waits for a request from a client thread.
 
+Changed from the PEP 554 text (its 2020 revision, for Python 3.10): timing lines
+around the two run() calls (to show what pre-populating saves) and
+``client.start()`` (the thread that makes the request ``wait_for_request()`` waits
+for); otherwise as written.
+
 Run it from the repository root:  python examples/prepopulate_interpreter.py
 """
 

@@ -5,6 +5,8 @@ Only data crosses (str and tuples here); every stage keeps its own modules and
 state.  ``None`` marks the end of the stream, after which each stage closes its
 ends.  The script checks the result against a plain in-process computation.
 
+An extra example: not one of PEP 554's.
+
 Run it from the repository root:  python examples/producer_consumer.py
 """
 

@@ -3,6 +3,9 @@
 ``mod_name`` (undefined in the PEP) is a small module written to a temporary
 directory; it reports which interpreter ran it by writing to a file.
 
+Changed from the PEP 554 text (its 2020 revision, for Python 3.10): nothing;
+``mod_name`` is defined above it.
+
 Run it from the repository root:  python examples/run_a_module.py
 """
 

@@ -9,6 +9,9 @@ As written in the PEP, the script's ``__name__`` is ``"<run_path>"``; pass
 ``run_name="__main__"`` to run its ``if __name__ == "__main__":`` block, as
 ``python -m interpreters run PATH [ARG ...]`` does from the shell.
 
+Changed from the PEP 554 text (its 2020 revision, for Python 3.10): nothing; it runs
+once for each of the three kinds of ``path_name``.
+
 Run it from the repository root:  python examples/run_as_script.py
 """
 

@@ -5,6 +5,14 @@ shared by all of them: send the number, and the other side opens its own file
 object over it (``closefd=False``, so the sender keeps ownership).  The PEP's
 'spamspamspam' file is written to a temporary directory.
 
+Changed from the PEP 554 text (its 2020 revision, for Python 3.10): ``shared=``
+became ``channels=`` (the keyword of the PEP's API section; ``shared`` is left over
+from an earlier revision); the names the PEP uses without defining them are the ones
+it defines (``reader=r1`` for ``reader=r``, ``s1.send(fd)`` for ``s.send(fd)``,
+``r2.recv()`` for ``r.recv()``); the code there imports ``os`` (nothing is imported
+in a new interpreter) and opens the fd with ``closefd=False`` (else the file object
+there would close our fd when collected); it keeps the lines for the check.
+
 Run it from the repository root:  python examples/share_a_file_descriptor.py
 """
 

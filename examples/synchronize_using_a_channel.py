@@ -4,6 +4,13 @@ The code in the thread blocks in ``reader.recv()`` until the main interpreter se
 channels are unbuffered, so ``s.send()`` returns only once the object was received.
 "during" therefore always prints after "after".
 
+Changed from the PEP 554 text (its 2020 revision, for Python 3.10):
+``shared=dict(reader=r)`` became ``channels={'reader': r}``: the same PEP's API
+section names the keyword ``channels`` (``shared`` is left over from an earlier
+revision), and that is what this package implements. The code also closes both ends
+when done (``reader.close()`` there, ``s.close()`` here), which the PEP leaves out,
+so the channel is released.
+
 Run it from the repository root:  python examples/synchronize_using_a_channel.py
 """
 

@@ -1,9 +1,15 @@
 """PEP 554 example "Running in a thread pool executor": one interpreter per task.
 
 Each ``interp.run`` is submitted to a ``ThreadPoolExecutor``, so the five
-interpreters run their code in five threads.  The interpreters share the GIL on
-CPython 3.8-3.13 (own-GIL interpreters on 3.12+ are planned), so this isolates
-the tasks; it does not make CPU-bound work parallel.
+interpreters run their code in five threads. These interpreters share the GIL, so
+this isolates the tasks; it does not make CPU-bound work parallel. For that, on
+CPython 3.12+, use ``create(isolated=True)`` (own GIL, see
+``parallel_cpu_bound.py``) or
+``interpreters.InterpreterPoolExecutor(isolated=True)``.
+
+Changed from the PEP 554 text (its 2020 revision, for Python 3.10): the closing
+parenthesis missing from the PEP's ``pool.submit(...)`` line is added, and the
+futures are kept so that the check can see each outcome.
 
 Run it from the repository root:  python examples/thread_pool_executor.py
 """

@@ -5,6 +5,8 @@ memoryview over the *same* memory (no copy), fills part of it in place, and
 releases it.  The sender sees the change.  Sending 64 MiB costs about as much
 as sending 64 KiB: only an address and a length cross.
 
+An extra example: not one of PEP 554's.
+
 Run it from the repository root:  python examples/zero_copy_buffer.py
 """
 

@@ -1,5 +1,27 @@
 """Multiple interpreters in one process (PEP 554), for CPython 3.8-3.13, in pure Python.
 
+Quick start::
+
+    import interpreters
+
+    interp = interpreters.create()          # a new, idle interpreter
+    interp.run("x = 6 * 7")                 # runs there, in the calling thread
+    interp.run("print(x)")                  # its __main__ persists: prints 42
+    print(interp.call(sum, [1, 2, 3]))      # a function call, result returned: 6
+    try:
+        interp.run("{}['missing']")
+    except KeyError as exc:                 # a RunFailedError, also a KeyError
+        print(exc.excinfo.formatted)
+    r, s = interpreters.create_channel()    # pass data between interpreters
+    interp.destroy()
+
+Output printed in another interpreter reaches this one's ``sys.stdout`` and
+``sys.stderr`` when run() or call() returns, if those are not the process's
+own streams (so redirect_stdout, pytest's capsys and notebooks see it); else,
+and for output printed there while no run() waits, it goes straight to file
+descriptors 1 and 2.  ``python -m interpreters`` shows what this Python
+supports and runs a short demo.
+
 Layout (imports point down only):
 
     __init__.py    public API (this file): no ctypes here
@@ -14,7 +36,6 @@ Layout (imports point down only):
     _capi.py       the only module that imports ctypes: prototypes, raw memory,
                    the audited thread-state crossing, teardown
 """
-
 from __future__ import annotations
 
 import sys as _sys
@@ -27,7 +48,7 @@ if _sys.implementation.name != "cpython" or not (3, 8) <= _sys.version_info < (3
 
 import weakref as _weakref
 
-from . import _exc, _interp
+from . import _channels, _exc, _interp
 from ._channels import (
     Connection, Pipe, Queue, RecvChannel, SendChannel, create_channel, is_shareable,
     list_all_channels, select, select_async,
@@ -74,6 +95,12 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def __dir__() -> List[str]:
+    # The lazily loaded names are listed (tab completion offers them); the names
+    # that only serve the type checker are not.
+    return sorted((set(globals()) | set(__all__)) - {"TYPE_CHECKING", "annotations"})
 
 
 class Interpreter:
@@ -181,6 +208,14 @@ class Interpreter:
         finishes first; a CPU-bound loop is interrupted too), then here (with
         Python's default SIGINT handler).
 
+        Output: if this interpreter's ``sys.stdout`` or ``sys.stderr`` is not
+        the process's own stream (``sys.__stdout__``/``sys.__stderr__``:
+        redirect_stdout, pytest's capture, IDLE, Jupyter), what the code writes
+        to that stream, also from threads of that interpreter, is kept while it
+        runs and written to this one's stream, in order, when run() returns or
+        raises.  Otherwise, and for output written there while no run() waits,
+        it goes straight to file descriptors 1 and 2.
+
         Raises:
             TypeError: *source_str* is not a str.
             ValueError: a value in *channels* is not a RecvChannel/SendChannel.
@@ -217,6 +252,7 @@ class Interpreter:
         *f* raise KeyboardInterrupt at its next bytecode (a blocking C call
         finishes first), and KeyboardInterrupt is raised here.  Waits on
         call_in_thread() or call_async() are cut short by Ctrl-C at once.
+        Output goes where run()'s goes.
         """
         try:
             return _call.call(self, f, *args, **kwargs)
@@ -281,6 +317,9 @@ def _channel_spec(channels: Optional[Mapping[str, Union[RecvChannel, SendChannel
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError("channels key %r is not a valid identifier" % (name,))
         if not isinstance(end, (RecvChannel, SendChannel, Queue, Connection)):
+            foreign = _channels.other_copy(type(end))
+            if foreign:
+                raise ValueError("channels[%r]: %s" % (name, foreign))
             raise ValueError("channels[%r] must be a RecvChannel, SendChannel, Queue or "
                              "Connection, not %s" % (name, type(end).__name__))
         specs[name] = end._spec()

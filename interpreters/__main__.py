@@ -5,6 +5,7 @@
     python -m interpreters run FILE ..  run a script (file, zip archive or directory with a
                                         __main__.py) in a fresh subinterpreter and exit with
                                         its status
+    python -m interpreters --version    the package and Python versions
     python -m interpreters --help       this text
 
 Works from a checkout without installing: run it from the repository root.
@@ -20,17 +21,22 @@ import sys
 import textwrap
 import time
 
-import interpreters
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, List, Optional, Sequence, TextIO, Tuple
 
+    import interpreters
+
     Feature = Tuple[str, bool, str]             # (name, available, detail)
     DemoFn = Callable[[interpreters.Interpreter], None]
+else:
+    # The package this file belongs to, whatever its name: a vendored copy
+    # (``python -m yourpkg._vendor.interpreters``) must not run the installed one.
+    import importlib
+    interpreters = importlib.import_module(__package__ or "interpreters")
 
 USAGE = """\
-usage: python -m interpreters [demo | features | run FILE [ARG ...] | --help]
+usage: python -m interpreters [demo | features | run FILE [ARG ...] | --version | --help]
 
 PEP 554 multiple interpreters for CPython 3.8-3.13, in pure Python (ctypes).
 
@@ -47,6 +53,7 @@ commands:
                        the traceback on stderr) for an uncaught exception; after
                        Ctrl-C it prints the script's traceback and ends by SIGINT,
                        as python does.
+  --version            print the package's version and the Python running it.
   -h, --help           show this help.
 """
 
@@ -83,11 +90,12 @@ def features() -> List[Feature]:
         rows.append(("isolated interpreters (own GIL)", False,
                      "possible on %d.%d but not implemented in this package yet (planned)" % ver))
     if (3, 9) <= ver <= (3, 12):
-        rows.append(("GIL starvation workaround", True,
-                     "active: on %d.%d a busy thread of one interpreter could starve "
-                     "the others (Ctrl-C included)" % ver))
+        rows.append(("GIL starvation avoided", True,
+                     "worked around: on %d.%d a busy thread of one interpreter could "
+                     "starve the others, Ctrl-C included (a CPython bug)" % ver))
     else:
-        rows.append(("GIL starvation workaround", True, "not needed on %d.%d" % ver))
+        rows.append(("GIL starvation avoided", True,
+                     "CPython %d.%d is not affected" % ver))
     rows.append(("os.fork() with live subinterpreters", False,
                  "refused with InterpreterError (CPython's child would hang or crash)"))
     rows.append(("exit with live subinterpreters", True,
@@ -132,7 +140,8 @@ def print_report(out: TextIO = sys.stdout) -> None:
     print("interpreters %s on CPython %s (%s)" % (
         interpreters.__version__, sys.version.split()[0], sys.executable), file=out)
     print("", file=out)
-    print("features:", file=out)
+    print("features ([x] available in this Python, [ ] not available: the reason "
+          "follows):", file=out)
     for name, ok, detail in features():
         print("  [%s] %-38s %s" % ("x" if ok else " ", name, detail), file=out)
 
@@ -423,6 +432,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv == ["demo"]:
         return run_demo()
+    if argv == ["--version"]:
+        print("interpreters %s on CPython %s" % (interpreters.__version__,
+                                                 sys.version.split()[0]))
+        return 0
     if argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
@@ -452,8 +465,23 @@ def _exit_by_sigint() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+def _main_quiet_on_broken_pipe() -> int:
+    """main(), ending quietly when stdout is closed early (``... | head``)."""
+    try:
+        status = main()
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # Nothing more can be shown: point fd 1 at /dev/null so that the flushes at
+        # exit (of this and of every interpreter, they share fd 1) do not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        return 1
+
+
 if __name__ == "__main__":
-    _status = main()
+    _status = _main_quiet_on_broken_pipe()
     if _status == INTERRUPTED and sys.argv[1:2] == ["run"]:
         _exit_by_sigint()
     sys.exit(_status)

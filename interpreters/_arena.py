@@ -72,7 +72,9 @@ from . import _capi
 
 MAGIC = 0x3435355045504950    # "PIPEP554" little-endian
 VERSION = 3    # 2: channel slots gained watchers and queues (_channels.py); 3: CRIT, MAIN
-KEY = "interpreters.arena"
+# One arena per copy of the package: a vendored copy (``yourpkg._vendor.interpreters``)
+# and an installed one in the same process never touch each other's state.
+KEY = __name__.rpartition(".")[0] + ".arena"     # "interpreters.arena" when installed
 HEADER_WORDS = 16
 (MAGIC_W, VERSION_W, PID_W, LOCK_W, ISLOTS_W, NISLOTS_W, CHANNELS_W, NCHANNELS_W, NEXT_CID_W,
  LIVE_W, POOL_W, POOL_N_W, FREE_W, USED_W, CRIT_W, MAIN_W) = range(16)

@@ -707,6 +707,9 @@ def _convert(obj: Any, refs: Refs, fds: Optional[List[int]] = None) -> Any:
         return {"f": [fd, mode, 0 if raw else -1,
                       getattr(obj, "encoding", None) if text else None,
                       getattr(obj, "errors", None) if text else None]}
+    foreign = other_copy(t)
+    if foreign:
+        raise ValueError(foreign)
     raise ValueError("%s object is not shareable: channels carry None, bytes, str, int, "
                      "float, bool, tuples of those, channel ends, queues, Pipe connections, "
                      "sockets and files (use send_buffer() for buffers)" % t.__name__)
@@ -2360,8 +2363,8 @@ def _watch_of(obj: object) -> Watch:
         return (obj._cid(), EV_RECV, False)     # type: ignore[attr-defined]
     if t is Connection:
         return (obj._check(obj._rid, "read"), EV_RECV, True)   # type: ignore[attr-defined]
-    raise TypeError("select() waits on RecvChannel, SendChannel, Queue and Connection "
-                    "objects, not %s" % t.__name__)
+    raise TypeError(other_copy(t) or "select() waits on RecvChannel, SendChannel, Queue and "
+                    "Connection objects, not %s" % t.__name__)
 
 
 def _select_items(objects: Sequence[_S]) -> Tuple[List[_S], List[Watch]]:
@@ -2412,6 +2415,18 @@ def create_channel() -> Tuple[RecvChannel, SendChannel]:
         cid = create()
         ends = RecvChannel(cid), SendChannel(cid)
     return ends
+
+
+def other_copy(t: type) -> str:
+    """An error message if *t* is a class of another copy of this package, else ""."""
+    mod = getattr(t, "__module__", None)
+    ours = __name__.rpartition(".")[0]
+    if (not isinstance(mod, str) or mod == ours or getattr(
+            sys.modules.get(mod + "._channels"), "_INTERPRETERS_CHANNELS", False) is not True):
+        return ""
+    return ("this %s comes from another copy of the interpreters package (%s), not from %s: "
+            "each copy has its own interpreters and channels; use the objects of one copy"
+            % (t.__name__, mod, ours))
 
 
 def list_all_channels() -> List[Tuple[RecvChannel, SendChannel]]:

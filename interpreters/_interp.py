@@ -42,10 +42,25 @@ _IS_MAIN = _capi.current_interp() == _capi.main_interp()
 _local_lock = threading.Lock()       # this interpreter's caches only (never cross-interp)
 _io: Dict[int, IOEntry] = {}         # slot -> (gen-independent) [ID1, mmap, words view, size]
 
-with open(_sub.__file__, "rb") as _f:
-    _SUB_SOURCE = _f.read()
-_SUB_FILE = os.path.abspath(_sub.__file__)
-_SUB_CODE = compile(_SUB_SOURCE, _SUB_FILE, "exec")   # compiled once, here
+
+
+def _sub_code() -> Any:
+    """_sub.py's code object, from its loader: a plain file, a zip archive (zipimport,
+    zipapp) or a .pyc-only install all work."""
+    loader = getattr(_sub.__spec__, "loader", None)
+    try:
+        code = loader.get_code(_sub.__name__)  # type: ignore[union-attr]
+    except Exception as exc:
+        raise ImportError("interpreters: cannot load the code of %s from %r (%s); it is "
+                          "run inside every new interpreter" % (_sub.__name__, loader, exc)
+                          ) from None
+    if code is None:
+        raise ImportError("interpreters: the loader %r gives no code for %s; it is run "
+                          "inside every new interpreter" % (loader, _sub.__name__))
+    return code
+
+
+_SUB_CODE = _sub_code()   # loaded once, here
 
 
 def bootstrap_payload(path: Iterable[str], yielder: bool = False) -> bytes:
@@ -178,8 +193,9 @@ def slot_of(iid: int) -> int:
         _slot_cache.pop(iid, None)
         if iid == 0 or any(i == iid for i, _ in _capi.iter_interps()):
             raise _exc.InterpreterError(
-                "interpreter %d was not created by this package; "
-                "it cannot be run or destroyed from here" % iid)
+                "interpreter %d was not created by this package (%s) but by other code "
+                "or another copy of it; it cannot be run or destroyed from here"
+                % (iid, __name__.rpartition(".")[0]))
         raise _exc.InterpreterNotFoundError(
             "interpreter %d does not exist (already destroyed?)" % iid)
     return slot
@@ -452,8 +468,70 @@ def _run_interruptible(slot: int, iid: int, calls: RunCalls) -> None:
             raise KeyboardInterrupt
 
 
-def _flush_std() -> None:
-    for stream in (sys.stdout, sys.stderr):
+# ------------------------------------------------------------------------------------
+# Output: when this interpreter's sys.stdout or sys.stderr is not the process's own
+# stream (sys.__stdout__/__stderr__: redirect_stdout, pytest's capture, IDLE,
+# Jupyter), a run() captures what the other interpreter writes to that stream while
+# the run lasts, and writes it here, in order, when the run is over (RUN_CAPTURE in
+# _sub.py).  Otherwise both write to file descriptors 1 and 2 directly, as before.
+
+def _run_captured(slot: int, id1: int, iid: int, calls: RunCalls, ctrl_c: bool,
+                  words: memoryview, out: Any, err: Any) -> memoryview:
+    """run()'s crossing as RUN_CAPTURE; the output is written to *out*/*err* before
+    returning (busy still held), also when the run is interrupted.
+
+    Returns the io block's words: the output may have grown (and remapped) it.
+    """
+    words[_sub.CAPTURE] = (out is not sys.__stdout__) | (err is not sys.__stderr__) << 1
+    words[_sub.CAPLEN] = 0
+    words[_sub.OP] = _sub.RUN_CAPTURE
+    _flush_std(out, err)
+    captured = None
+    try:
+        try:
+            if ctrl_c:
+                _run_interruptible(slot, iid, calls)
+            else:
+                _capi.run_prebuilt(calls)
+        finally:
+            captured, words = _take_output(slot, id1)
+    finally:
+        if captured:
+            _deliver(captured, out, err)
+    return words
+
+
+def _take_output(slot: int, id1: int) -> Tuple[Optional[List[Tuple[int, str]]], memoryview]:
+    """The output a RUN_CAPTURE kept, read from the io block (busy still held).
+
+    Also returns the io block's words: the output may have grown (and remapped) it.
+    """
+    entry = _io_for(slot, id1)
+    words: memoryview = entry[2]
+    n = words[_sub.CAPLEN]
+    if not n:
+        return None, words
+    at = _sub.HDR + (words[_sub.OUTLEN] if words[_sub.STATUS] == _sub.FAILED else 0)
+    out: List[Tuple[int, str]] = marshal.loads(entry[1][at:at + n])
+    return out, words
+
+
+def _deliver(captured: List[Tuple[int, str]], out: Any, err: Any) -> None:
+    """Write captured output to the caller's streams, in the order it was written."""
+    for no, text in captured:
+        stream = out if no == 1 else err
+        if stream is not None:
+            stream.write(text)
+    for stream in (out, err):
+        if stream is not None:
+            try:
+                stream.flush()
+            except Exception:
+                pass
+
+
+def _flush_std(out: Any, err: Any) -> None:
+    for stream in (out, err):
         if stream is not None:
             try:
                 stream.flush()
@@ -499,16 +577,30 @@ def run(iid: int, source: str, extra: bytes = b"") -> None:
                 mm[_sub.HDR + n:_sub.HDR + n + len(extra)] = extra
             words[_sub.SRCLEN] = n
             words[_sub.EXTRA] = len(extra)
-            words[_sub.OP] = _sub.RUN
             words[_sub.STATUS] = _sub.PENDING
-            _flush_std()
-            if ctrl_c:
-                try:
-                    _run_interruptible(slot, iid, calls)
-                except KeyboardInterrupt:
-                    raise _interrupted(slot, id1, words) from None
-            else:
-                _capi.run_prebuilt(calls)
+            out = sys.stdout
+            err = sys.stderr
+            try:
+                if out is sys.__stdout__ and err is sys.__stderr__:
+                    words[_sub.OP] = _sub.RUN
+                    try:                     # _flush_std(), inlined
+                        if out is not None:
+                            out.flush()
+                        if err is not None:
+                            err.flush()
+                    except Exception:
+                        _flush_std(out, err)
+                    if ctrl_c:
+                        _run_interruptible(slot, iid, calls)
+                    else:
+                        _capi.run_prebuilt(calls)
+                else:
+                    words = _run_captured(slot, id1, iid, calls, ctrl_c, words, out, err)
+            except KeyboardInterrupt:
+                if not ctrl_c:
+                    raise
+                # (the io block may have grown: its words are read afresh)
+                raise _interrupted(slot, id1, _io_for(slot, id1)[2]) from None
             status = words[_sub.STATUS]
             if status == _sub.FAILED:
                 info = _read_failure(slot, id1)
@@ -586,7 +678,6 @@ def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
             _running_elsewhere(iid)
         entry = _write_source(slot, _io_for(slot, id1), data, extra)
         words = entry[2]
-        words[_sub.OP] = _sub.RUN
         words[_sub.STATUS] = _sub.PENDING
         calls = _crossing_for(slot, id1)
         gen = _A.word(slot, _arena.GEN)
@@ -596,14 +687,22 @@ def _run_slow(iid: int, data: bytes, extra: bytes) -> None:
         _fast[(iid, threading.get_ident())] = (
             slot, slot * _arena.ISLOT_WORDS, id1, gen, ops[0], ops[1], entry, calls,
             _capi.current_tstate(), ctrl_c, elsewhere)
-        _flush_std()
-        if ctrl_c:
-            try:
-                _run_interruptible(slot, iid, calls)
-            except KeyboardInterrupt:
-                raise _interrupted(slot, id1, words) from None
-        else:
-            _capi.run_prebuilt(calls)
+        out = sys.stdout
+        err = sys.stderr
+        try:
+            if out is sys.__stdout__ and err is sys.__stderr__:
+                words[_sub.OP] = _sub.RUN
+                _flush_std(out, err)
+                if ctrl_c:
+                    _run_interruptible(slot, iid, calls)
+                else:
+                    _capi.run_prebuilt(calls)
+            else:
+                words = _run_captured(slot, id1, iid, calls, ctrl_c, words, out, err)
+        except KeyboardInterrupt:
+            if not ctrl_c:
+                raise
+            raise _interrupted(slot, id1, _io_for(slot, id1)[2]) from None
         status = words[_sub.STATUS]
         if status == _sub.FAILED:
             info = _read_failure(slot, id1)

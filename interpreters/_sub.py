@@ -13,7 +13,7 @@ sides map.  Layout, little-endian int64 words, then data from byte HDR:
     1 SRCLEN   source length (bytes at HDR)
     2 OUTLEN   length of the marshalled exception info (at HDR) on FAILED
     3 CAP      size of the memfd; either side may grow it (ftruncate + remap)
-    4 OP       what to do: RUN, JOIN_THREADS, PREPARE_END, CANCEL_END
+    4 OP       what to do: RUN, RUN_CAPTURE, JOIN_THREADS, PREPARE_END, CANCEL_END
     5 READY    MAGIC once the runtime is installed
     6 EXTRA    length of marshalled injected names, stored after the source
     7 THREADS  reply of JOIN_THREADS and PREPARE_END: non-daemon threads still alive
@@ -24,6 +24,9 @@ sides map.  Layout, little-endian int64 words, then data from byte HDR:
                plus 2 * the longest wait in microseconds (0: until all are done)
    12 DAEMONS  reply of PREPARE_END: daemon threads still alive
    13 YIELDER  1 while the yielder thread (below) runs here, else 0
+   14 CAPTURE  RUN_CAPTURE: which streams to capture (1 stdout, 2 stderr)
+   15 CAPLEN   reply to RUN_CAPTURE: length of the marshalled output, stored
+               at HDR (OK) or after the exception info (FAILED); 0 if none
 
 Ending an interpreter (``_interp.destroy()``) goes through these operations, as
 CPython's own shutdown does (threading._shutdown(), then atexit, then the
@@ -33,6 +36,12 @@ then waits for the non-daemon threads; PREPARE_END refuses new threads from then
 on (as CPython 3.12+ does once an interpreter is finalizing: atexit callbacks
 and ``__del__`` methods that start one get RuntimeError) and reports what
 still blocks the end; CANCEL_END undoes both if the end is called off.
+
+RUN_CAPTURE is RUN with ``sys.stdout``/``sys.stderr`` replaced, for that run,
+by streams that keep what is written (also by other threads of this
+interpreter) as [(1 or 2, text), ...]; the caller writes it to its own
+``sys.stdout``/``sys.stderr`` when the run is over.  Written after the run,
+the interpreter's own streams get it again (file descriptors 1 and 2).
 
 The yielder (CPython 3.9-3.12, shared-GIL interpreters only): on those versions a
 thread that waits for the shared GIL makes the thread holding it drop it only if
@@ -65,12 +74,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
-HDR = 128
+HDR = 128                 # 16 header words (0-15), all in use: data starts here
 STATUS, SRCLEN, OUTLEN, CAP, OP, READY, EXTRA, THREADS, PROBE, PROBE_NAME = range(10)
 HELD, ARG, DAEMONS = 10, 11, 12
-YIELDER = 13
+YIELDER, CAPTURE, CAPLEN = 13, 14, 15
 PENDING, OK, FAILED = -1, 0, 1
-RUN, PREPARE_END, JOIN_THREADS, CANCEL_END = 0, 1, 2, 3
+RUN, PREPARE_END, JOIN_THREADS, CANCEL_END, RUN_CAPTURE = 0, 1, 2, 3, 4
 MAGIC = 0x49505335  # "IPS5"
 _CACHE_MAX = 256          # compiled-code cache entries
 _CACHE_SRC_MAX = 1 << 16  # only sources up to this size are cached
@@ -166,6 +175,68 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]], yielder: bool =
             except BaseException:
                 pass
 
+    def write_capture(at: int, data: bytes) -> None:
+        need = at + len(data)
+        if need > mapping["size"]:
+            size = (max(need, 2 * mapping["size"]) + 4095) & ~4095   # whole pages: cast("q")
+            os.ftruncate(fd, size)
+            remap()
+            mapping["words"][CAP] = size
+        mapping["mm"][at:need] = data
+        mapping["words"][CAPLEN] = len(data)
+
+    captured_type: List[Any] = []     # the stream class, made on first use
+
+    def capture_begin(mask: int) -> Tuple[List[Tuple[int, str]], Any, List[Any]]:
+        if not captured_type:
+            captured_type.append(_captured_stream_type())
+        records: List[Tuple[int, str]] = []
+        lock = threading.Lock()       # this interpreter's own: writers are its threads
+        streams = []
+        for no, name in ((1, "stdout"), (2, "stderr")):
+            if mask & no:
+                old = getattr(sys, name)
+                new = captured_type[0](records, lock, no, old)
+                setattr(sys, name, new)
+                streams.append((name, old, new))
+        return records, lock, streams
+
+    def capture_end(state: Tuple[List[Tuple[int, str]], Any, List[Any]]) -> None:
+        records, lock, streams = state
+        with lock:
+            for name, old, new in streams:
+                new._records = None          # from now on: the interpreter's own stream
+                if getattr(sys, name) is new:
+                    setattr(sys, name, old)
+            merged: List[Tuple[int, str]] = []
+            for no, text in records:         # consecutive writes to one stream: one write
+                if merged and merged[-1][0] == no:
+                    merged[-1] = (no, merged[-1][1] + text)
+                else:
+                    merged.append((no, text))
+            del records[:]
+        words = mapping["words"]
+        if not merged:
+            words[CAPLEN] = 0
+            return
+        write_capture(HDR + (words[OUTLEN] if words[STATUS] == FAILED else 0),
+                      marshal.dumps(merged))
+
+    def run_capture(words: memoryview) -> None:
+        """RUN_CAPTURE: run() with sys.stdout/sys.stderr captured."""
+        words[OP] = RUN
+        try:
+            state = capture_begin(words[CAPTURE])
+        except BaseException:
+            words[CAPLEN] = 0
+            state = None        # run it uncaptured rather than not at all
+        run()                   # never raises
+        if state is not None:
+            try:
+                capture_end(state)
+            except BaseException:
+                mapping["words"][CAPLEN] = 0
+
     def run(_probe: object = None) -> None:
         counted = False
         try:
@@ -173,6 +244,9 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]], yielder: bool =
                 remap()
             words = mapping["words"]
             op = words[OP]
+            if op == RUN_CAPTURE:
+                run_capture(words)
+                return
             if op != RUN:
                 ending(op, words)
                 words[STATUS] = OK
@@ -460,6 +534,91 @@ def _fallback_report(exc: BaseException, tb: Any) -> Tuple[Any, ...]:
         full = ("%s: <unprintable exception>\n" % name,)
     only = ("%s: %s\n" % (name, msg),)
     return full, ((name, module, msg, builtin, base, (), only, full, -1, -1, False, None),)
+
+
+def _captured_stream_type() -> Any:
+    """The class of the streams that stand in for sys.stdout/sys.stderr in RUN_CAPTURE."""
+    import io
+
+    class CapturedOutput(io.TextIOBase):
+        """Keeps what is written while run() waits; afterwards writes to *fallback*."""
+
+        def __init__(self, records: Optional[List[Tuple[int, str]]], lock: Any, no: int,
+                     fallback: Any) -> None:
+            self._records = records
+            self._lock = lock
+            self._no = no
+            self._fallback = fallback
+
+        @property
+        def encoding(self) -> str:  # type: ignore[override]
+            return str(getattr(self._fallback, "encoding", None) or "utf-8")
+
+        @property
+        def errors(self) -> Optional[str]:  # type: ignore[override]
+            return getattr(self._fallback, "errors", None)
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, s: str) -> int:
+            if not isinstance(s, str):
+                raise TypeError("write() argument must be str, not %s" % type(s).__name__)
+            with self._lock:
+                records = self._records
+                if records is not None:
+                    records.append((self._no, s))
+                    return len(s)
+            fallback = self._fallback      # run() is over: where output went before
+            if fallback is None:
+                return len(s)
+            return int(fallback.write(s))
+
+        def flush(self) -> None:
+            if self._records is None and self._fallback is not None:
+                self._fallback.flush()
+
+        @property
+        def buffer(self) -> Any:
+            """Bytes written here are decoded (this stream's encoding) and kept in order."""
+            raw = self.__dict__.get("_buffer")
+            if raw is None:
+                raw = self.__dict__["_buffer"] = CapturedBytes(self)
+            return raw
+
+    class CapturedBytes(io.BufferedIOBase):
+        """``sys.stdout.buffer`` of a CapturedOutput."""
+
+        def __init__(self, text: CapturedOutput) -> None:
+            import codecs
+            self._text = text
+            self._decoder = codecs.getincrementaldecoder(text.encoding)("replace")
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: Any) -> int:
+            data = bytes(memoryview(b))
+            text = self._text
+            with text._lock:
+                records = text._records
+                if records is not None:
+                    s = self._decoder.decode(data)
+                    if s:
+                        records.append((text._no, s))
+                    return len(data)
+            fallback = getattr(text._fallback, "buffer", None)
+            if fallback is None:
+                return len(data)
+            return int(fallback.write(data))
+
+        def flush(self) -> None:
+            if self._text._records is None:
+                fallback = getattr(self._text._fallback, "buffer", None)
+                if fallback is not None:
+                    fallback.flush()
+
+    return CapturedOutput
 
 
 def _inject(names: Tuple[str, Dict[str, Any]], ns: Dict[str, Any]) -> None:

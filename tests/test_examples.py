@@ -96,3 +96,17 @@ def test_runs_without_installing():
                        capture_output=True, text=True, timeout=TIMEOUT)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[:3] == ["before", "during", "after"], p.stdout
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[os.path.basename(p) for p in EXAMPLES])
+def test_docstring_says_what_changed_from_the_pep_or_that_it_is_an_extra(path):
+    import ast
+    with open(path, encoding="utf-8") as f:
+        doc = ast.get_docstring(ast.parse(f.read()))
+    name = os.path.splitext(os.path.basename(path))[0]
+    if name in PEP_EXAMPLES:
+        assert "Changed from the PEP 554 text" in doc, doc
+        assert "An extra example" not in doc
+    else:
+        assert "An extra example: not one of PEP 554's." in doc, doc
+    assert "planned" not in doc, "stale: own-GIL interpreters exist on 3.12+"

@@ -40,7 +40,7 @@ def test_demo():
     p = run_main()
     assert p.returncode == 0, p.stderr
     assert "CPython %s" % sys.version.split()[0] in p.stdout, p.stdout
-    assert "features:" in p.stdout
+    assert "features ([x] available" in p.stdout
     assert "hello from interpreter 1" in p.stdout
     assert "counter = 42" in p.stdout
     assert "KeyError" in p.stdout
@@ -216,3 +216,49 @@ def test_run_file_ctrl_c_interrupts_input_from_a_terminal(script):
     rc, err = _interrupted_run(path, use_pty=True, ready="name? ")
     assert rc != 0
     assert "KeyboardInterrupt" in err and "input(" in err, err
+
+
+def test_version():
+    p = run_main("--version")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "interpreters 0.1.0 on CPython %s\n" % sys.version.split()[0], p.stdout
+
+
+def test_feature_checkboxes_have_a_legend():
+    p = run_main("features")
+    assert "[x] available in this Python, [ ] not available" in p.stdout, p.stdout
+
+
+def test_demo_piped_into_head_ends_quietly():
+    # ``python -m interpreters | head -3``: the reader goes away early; no traceback,
+    # no "Exception ignored" message about the closed pipe.
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.Popen([sys.executable, "-m", "interpreters"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()            # like head after its lines
+    err = proc.stderr.read().decode()
+    rc = proc.wait(timeout=60)
+    assert first.startswith(b"interpreters "), first
+    assert err == "", err
+    assert rc in (0, 1), rc
+
+
+def test_vendored_copy_runs_with_dash_m(tmp_path):
+    # ``python -m yourpkg._vendor.interpreters`` runs that copy, not an installed one.
+    import shutil
+    vendor = tmp_path / "yourpkg" / "_vendor"
+    vendor.mkdir(parents=True)
+    (tmp_path / "yourpkg" / "__init__.py").write_text("")
+    (vendor / "__init__.py").write_text("")
+    shutil.copytree(os.path.join(REPO_ROOT, "interpreters"), str(vendor / "interpreters"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "interpreters").mkdir()          # a decoy that must not be used
+    (tmp_path / "interpreters" / "__init__.py").write_text("raise ImportError('decoy')\n")
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    p = subprocess.run([sys.executable, "-m", "yourpkg._vendor.interpreters", "features"],
+                       cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "channels" in p.stdout, p.stdout
