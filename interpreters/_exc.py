@@ -445,11 +445,13 @@ class RunFailedError(InterpreterError):
         return (rebuild, (self.excinfo,))
 
 
-# Shown as interpreters.X in tracebacks and reprs (the names the package exports).
+# Shown as interpreters.X in tracebacks and reprs (the names the package exports;
+# a vendored copy's own package name, e.g. yourpkg._vendor.interpreters.X, so that
+# pickle finds the class of this copy by that name).
 for _cls in (InterpreterError, InterpreterNotFoundError, InterpreterInternalError,
              ChannelError, ChannelNotFoundError, ChannelClosedError, ChannelEmptyError,
              ChannelNotEmptyError, NotReceivedError, RunFailedError, ExceptionInfo):
-    _cls.__module__ = "interpreters"
+    _cls.__module__ = __name__.rpartition(".")[0]
 del _cls
 
 _proxy_classes: Dict[str, Type[RunFailedError]] = {}

@@ -127,3 +127,25 @@ interp.destroy()
         assert "comes from another copy of the interpreters package " \
                "(yourpkg._vendor.interpreters), not from interpreters" in ln, ln
     assert "another copy" in lines[4] and "yourpkg._vendor.interpreters" in lines[4], lines[4]
+
+
+def test_exceptions_of_a_vendored_copy_are_named_and_pickled_as_its_own(vendored):
+    # The package's exception classes are shown as <package>.X: for a vendored copy
+    # that is its own name, so pickle finds the class of that copy (not of another).
+    out, _ = assert_python_ok("""
+import pickle, sys
+sys.path.insert(0, %r)
+from yourpkg._vendor import interpreters
+interp = interpreters.create()
+try:
+    interp.run("1 / 0")
+except ZeroDivisionError as exc:
+    err = exc
+interp.destroy()
+for exc in (interpreters.InterpreterError("gone"), err):
+    back = pickle.loads(pickle.dumps(exc))
+    assert type(back) is type(exc), (type(back), type(exc))
+    print(type(exc).__module__, type(exc).__name__)
+""" % str(vendored))
+    assert out.splitlines() == ["yourpkg._vendor.interpreters InterpreterError",
+                                "yourpkg._vendor.interpreters RunFailedError"], out
