@@ -405,13 +405,14 @@ class _CtrlC:
                 pass
 
     def _send(self, slot: int) -> None:
-        # Never while the main thread is inside one of the package's critical
-        # sections (arena lock held): the guard word is tested at the moment of
+        # Never while the main thread is inside one of the package's deferred
+        # regions there (the arena's CRIT word, set by _arena.defer() in a
+        # subinterpreter): the guard word is tested at the moment of
         # sending, under the GIL the main thread needs (_capi._cross(ASYNC_EXC)).
         # While it is set, try again every millisecond, as long as the main thread
         # is still inside the same interpreter.
         ts = _tstate_of(slot, threading.get_ident())
-        guard = _A.addr + 8 * _CRIT_W if _CRIT_W is not None else 0
+        guard = _A.addr + 8 * _arena.CRIT_W
         while not _capi.keyboard_interrupt_at(ts, _MAIN_THREAD or 0, guard=guard):
             time.sleep(0.001)
             if self.target != slot:
@@ -420,9 +421,6 @@ class _CtrlC:
 
 
 _ctrl_c: Optional[_CtrlC] = None
-# The arena header word that is not 0 while the main OS thread is inside one of the
-# package's critical sections (in any interpreter); None: not tracked.
-_CRIT_W: Optional[int] = getattr(_arena, "CRIT_W", None)
 
 
 def _run_interruptible(slot: int, iid: int, calls: RunCalls) -> None:
