@@ -763,24 +763,13 @@ def _foreign_threads(slot: int) -> int:
 
 
 def _yielder_gone(slot: int, words: memoryview) -> bool:
-    """After a PREPARE_END that went ahead: wait until the yielder's thread state is gone.
+    """After a PREPARE_END that went ahead: whether the yielder is gone.
 
-    PREPARE_END stopped the yielder and waited for its sentinel lock, which CPython
-    releases a little before it unlinks the thread state; and the thread still
-    reads its interpreter's GIL state just after releasing the GIL.  The
-    interpreter may be ended only once both are over.  (Called once no other
-    thread is counted there: every thread state but the head is the yielder's.)
+    PREPARE_END stopped it and waited for its OS thread to end (YIELDER is then
+    0): its thread state is freed and it no longer reads this interpreter's GIL
+    state, so the thread states may be walked and the interpreter ended.
     """
-    if words[_sub.YIELDER]:
-        return False               # PREPARE_END did not stop it
-    interp = _A.word(slot, _arena.INTERP)
-    deadline = time.monotonic() + 5.0
-    while len(_capi.interp_tstates(interp)) > 1:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.001)
-    time.sleep(0.001)
-    return True
+    return not words[_sub.YIELDER]
 
 
 _JOIN_SLICE_US = 50000    # destroy() waits for threads in slices: Ctrl-C lands between them
@@ -831,9 +820,10 @@ def _prepare_end(slot: int, iid: int, head: int) -> Optional[str]:
         if words[_sub.HELD]:
             return ("%d buffer(s) it sent with send_buffer() are still held by receivers; "
                     "release those memoryviews first" % words[_sub.HELD])
+        if yielder and not _yielder_gone(slot, words):
+            return "its yielder thread did not stop"
         # Threads the threading module does not know (_thread.start_new_thread); a
-        # thread that just finished (the yielder just stopped, too) may still be
-        # unlinking its tstate.
+        # thread that just finished may still be unlinking its tstate.
         others = _foreign_threads(slot)
         deadline = time.monotonic() + 0.2
         while others and time.monotonic() < deadline:
@@ -842,8 +832,6 @@ def _prepare_end(slot: int, iid: int, head: int) -> Optional[str]:
         if others:
             return ("%d thread(s) started in it (not with the threading module) are still "
                     "running; stop them first" % others)
-        if yielder and not _yielder_gone(slot, words):
-            return "its yielder thread did not stop"
         return None
 
 

@@ -119,6 +119,7 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]], yielder: bool =
         def yielder() -> None:
             # Released by CPython once this thread's state is deleted (3.9-3.12).
             sentinel.append(_thread._set_sentinel())  # type: ignore[attr-defined]
+            sentinel.append(_thread.get_native_id())
             started.release()
             acquire = stop.acquire
             while not acquire(True, YIELD_BUSY if active[0] or count() > 1 else YIELD_IDLE):
@@ -126,15 +127,25 @@ def _install(fd: int, interp_id: int, path: Optional[List[str]], yielder: bool =
 
         _thread.start_new_thread(yielder, ())
         started.acquire()
-        stoppers[:] = [stop, sentinel[0]]
+        stoppers[:] = [stop, sentinel[0], sentinel[1]]
         mapping["words"][YIELDER] = 1
 
     def stop_yielder() -> None:
         if stoppers:
-            stop, gone = stoppers
+            stop, gone, tid = stoppers
             del stoppers[:]
             stop.release()
-            gone.acquire()         # its thread state is unlinked: not "another thread"
+            gone.acquire()         # CPython is deleting its thread state
+            # Wait for its OS thread to end: until then CPython may still be
+            # unlinking and freeing that thread state (a caller walking the
+            # interpreter's thread states could read freed memory) and reading
+            # this interpreter's GIL.  YIELDER stays 1 if it does not end.
+            task = "/proc/self/task/%d" % tid
+            deadline = time.monotonic() + 5.0
+            while os.path.exists(task):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.0005)
             mapping["words"][YIELDER] = 0
 
     def remap() -> None:
