@@ -21,12 +21,15 @@ Two raw regions are carved on first use and kept for the life of the process:
       12 MAXSIZE   0: a channel (unbuffered); n > 0: a Queue holding at most n;
                    -1: an unbounded Queue (Pipe connections are two of those)
       13 UNFINISHED  Queue: put() calls not yet matched by task_done()
+      14 USED      a channel: 1 once some interpreter was associated with it (see
+                   _should_close_locked)
 
 * The block pool: POOL_N blocks of 16 int64 words, addressed by index (0 is
   "none"), all seen through one memoryview.  Free blocks form a list (FREE);
   blocks past USED were never handed out.  A block is one of:
 
       message / waiter  NEXT, KIND, DATA, LEN, STATE, LOCK, OWNED, TOKEN, SENDER, WATCH
+                        (SENDER: the interpreter that queued it, or that waits in recv())
       entries           NEXT, COUNT, then 7 pairs (interpreter id, flags)
       buffer token      STATE (0 live, 1 released), EXPORTER, VIEW, READONLY
       watcher           -, FIRED, LOCK, FD (+1), OWNER: one select() or async wait
@@ -97,7 +100,7 @@ if TYPE_CHECKING:
 NCSLOTS = 16384
 CSLOT_WORDS = 16
 (CID, STATE, QHEAD, QTAIL, QLEN, RWHEAD, RWTAIL, ENTRIES, CLOSES, TRANSIT_R,
- TRANSIT_S, WHEAD, MAXSIZE, UNFINISHED) = range(14)
+ TRANSIT_S, WHEAD, MAXSIZE, UNFINISHED, USED) = range(15)
 OPEN, CLOSED = 1, 2
 
 POOL_N = 1 << 18
@@ -388,7 +391,21 @@ def _my_flags_locked(R: _Regions, base: int, cid: int) -> int:
 
 
 def _should_close_locked(R: _Regions, base: int) -> bool:
+    """Whether the channel (or queue) at *base*, still OPEN, must be marked CLOSED now.
+
+    A channel some interpreter used (USED): once no interpreter is associated
+    with either end (PEP 554: "Once the number of associated interpreters on both
+    ends drops to 0, the channel is actually marked as closed"); holding an end,
+    or one in flight, does not count.  A channel nobody used yet, and a queue:
+    once an end was closed and nobody holds an end any more, here or in flight
+    (then nothing could ever use it).
+    """
     T, P = R.T, R.P
+    if T[base + USED] and not T[base + MAXSIZE]:
+        for _, pos in _all_flags_locked(R, base):
+            if P[pos] & (ASSOC_R | ASSOC_S):          # close() clears ASSOC
+                return False
+        return True
     if not T[base + CLOSES] or T[base + TRANSIT_R] or T[base + TRANSIT_S]:
         return False
     for _, pos in _all_flags_locked(R, base):
@@ -556,13 +573,18 @@ def _recv_watched_locked(R: _Regions, base: int) -> bool:
 def _ready_locked(R: _Regions, cid: int, ev: int, eof: bool) -> bool:
     """Whether an operation of kind *ev* on channel *cid* would not block now.
 
-    A closed or vanished channel is ready (the operation raises at once).
+    A closed or vanished channel is ready (the operation raises at once), and so is
+    an end this interpreter closed.
     *eof*: a receiver also counts "no sender left" as ready (Pipe connections).
     """
     base = (cid % NCSLOTS) * CSLOT_WORDS
     T = R.T
     if T[base + CID] != cid or T[base + STATE] == CLOSED:
         return True
+    if ev != EV_JOIN:
+        pos = _mypos.get(cid)
+        if pos is not None and R.P[pos] & _CLOSEDF[RECV if ev == EV_RECV else SEND]:
+            return True                  # this interpreter closed that end: raises at once
     if ev == EV_RECV:
         return bool(T[base + QHEAD]) or (eof and not _senders_attached_locked(R, base))
     if ev == EV_SEND:
@@ -838,6 +860,8 @@ def _attach(cid: int, end: int, received: bool = False, reopen: bool = False) ->
 
     *reopen* (queues and Pipe connections): one this interpreter closed or dropped
     before is usable again when it comes back (channel ends stay closed, PEP 554).
+    A channel end of a closed channel is a dead handle (its use raises EOFError):
+    closed channels stay nameable, e.g. in run(channels=...).
     """
     with _locked as R:
         if received:
@@ -845,8 +869,13 @@ def _attach(cid: int, end: int, received: bool = False, reopen: bool = False) ->
             if R.T[base + CID] != cid:       # closed while in flight: a dead handle
                 return
             R.T[base + _TRANSIT[end]] -= 1
-        else:
+        elif reopen:
             base = _base_locked(R, cid)
+        else:
+            try:
+                base = _base_locked(R, cid)
+            except _exc.ChannelClosedError:
+                return                        # a dead handle
         pos = _my_flags_locked(R, base, cid)
         f = R.P[pos]
         if reopen:
@@ -871,7 +900,10 @@ def _close_end(cid: int, end: int, iid: int) -> bool:
         if R.T[base + STATE] == OPEN and _should_close_locked(R, base):
             # Nobody holds a queue any more: what it holds can never be taken.
             _close_channel_locked(R, base, force=R.T[base + MAXSIZE] != 0)
-        elif end == SEND and not _senders_attached_locked(R, base):
+            return True
+        if R.T[base + STATE] == OPEN and not R.T[base + MAXSIZE]:
+            _withdraw_locked(R, base, end, iid)
+        if end == SEND and not _senders_attached_locked(R, base):
             # The last sender is gone: receivers iterating over the channel stop
             # (plain recv() calls look again and keep waiting).
             while _wake_one_locked(R, base):
@@ -881,6 +913,66 @@ def _close_end(cid: int, end: int, iid: int) -> bool:
         elif end == RECV and R.T[base + WHEAD] and not _receivers_attached_locked(R, base):
             _fire_locked(R, base, EV_SEND)          # a Pipe's writer: BrokenPipeError
         return True
+
+
+def _withdraw_locked(R: _Regions, base: int, end: int, iid: int) -> None:
+    """Interpreter *iid* closed *end* of this channel, which stays open: its calls
+    on that end that wait right now stop (PEP 554: "subsequent (or current) send()
+    and recv() calls from that interpreter will raise ValueError").
+
+    Its blocked send()s are dropped (they raise ValueError, see _dropped_error),
+    its async sends fire DROPPED, its recv()s waiting are woken (they look again
+    and raise ValueError), and its select()/async waits on that end fire.
+    Objects accepted by a *_nowait() send stay receivable.
+    """
+    T, P = R.T, R.P
+    if end == RECV:
+        b = T[base + RWHEAD]
+        while b:
+            o = b * BW
+            nxt = P[o + B_NEXT]
+            if P[o + B_SENDER] == iid:
+                _unlink_locked(R, base, RWHEAD, RWTAIL, b)
+                _release(P[o + B_LOCK])
+            b = nxt
+    else:
+        b = T[base + QHEAD]
+        while b:
+            o = b * BW
+            nxt = P[o + B_NEXT]
+            if P[o + B_SENDER] == iid and (P[o + B_WATCH] or not P[o + B_OWNED]):
+                _unlink_locked(R, base, QHEAD, QTAIL, b)
+                T[base + QLEN] -= 1
+                _drop_refs_locked(R, o)
+                if P[o + B_WATCH]:                    # an async send(): DROPPED for it
+                    _fire_watcher_locked(P, P[o + B_WATCH], DROPPED_W)
+                    _capi.raw_free(P[o + B_DATA])
+                    R.free_locked(b)
+                else:                                 # a blocked send()
+                    P[o + B_STATE] = DROPPED
+                    _release(P[o + B_LOCK])
+            b = nxt
+    ev = EV_RECV if end == RECV else EV_SEND
+    link = T[base + WHEAD]
+    while link:
+        lo = link * BW
+        w = P[lo + L_WATCHER]
+        if P[lo + L_MASK] & ev and P[w * BW + W_OWNER] == iid:
+            _fire_watcher_locked(P, w)
+        link = P[lo + L_NEXT]
+
+
+def _dropped_error(cid: int, end: int) -> BaseException:
+    """What a send whose object was dropped unreceived raises: ValueError when this
+    interpreter closed its end and the channel is still open, else EOFError."""
+    with _locked as R:
+        base = (cid % NCSLOTS) * CSLOT_WORDS
+        pos = _mypos.get(cid)
+        if (R.T[base + CID] == cid and R.T[base + STATE] == OPEN and pos is not None
+                and R.P[pos] & _CLOSEDF[end]):
+            return ValueError("channel %d: this interpreter closed its %s end before the "
+                              "object was received" % (cid, _END_NAME[end]))
+    return _exc.ChannelClosedError("channel %d closed before the object was received" % cid)
 
 
 def force_close(cid: int) -> bool:
@@ -947,13 +1039,14 @@ def _use_locked(R: _Regions, cid: int, end: int) -> int:
         pos = _my_flags_locked(R, base, cid)
     P = R.P
     f = P[pos]
+    if T[base + STATE] == CLOSED and (end == SEND or not T[base + QHEAD] or f & _CLOSEDF[end]):
+        raise _exc.ChannelClosedError("channel %d is closed" % cid)      # EOFError first
     if f & _CLOSEDF[end]:
         raise ValueError("channel %d: this interpreter closed its %s end"
                          % (cid, _END_NAME[end]))
-    if T[base + STATE] == CLOSED and (end == SEND or not T[base + QHEAD]):
-        raise _exc.ChannelClosedError("channel %d is closed" % cid)
     if not f & _ASSOC[end]:
         P[pos] = f | _ASSOC[end]
+        T[base + USED] = 1
     return base
 
 
@@ -1098,8 +1191,7 @@ def send(cid: int, obj: object, *, nowait: bool = False, buffer: bool = False,
         if error is not None:
             raise error                   # after the send completed (or was dropped)
     if P[o + B_STATE] == DROPPED:
-        raise _exc.ChannelClosedError("channel %d closed before the object was received"
-                                      % cid)
+        raise _dropped_error(cid, SEND)
 
 
 class _NoSenders(Exception):
@@ -1244,6 +1336,7 @@ def recv(cid: int, *, nowait: bool = False, default: Any = None,
                 elif tb is None:                  # nowait
                     nothing = True
                 else:
+                    P[tb.block * BW + B_SENDER] = _ME     # whose waiter (_withdraw_locked)
                     _append_locked(R, base, RWHEAD, RWTAIL, tb.block)
                     if T[base + WHEAD]:
                         _fire_locked(R, base, EV_SEND)  # a receiver waits: send_nowait() works
@@ -1362,7 +1455,10 @@ def outstanding_exports() -> int:
 
 def associated(cid: int, end: int) -> List[int]:
     with _locked as R:
-        base = _base_locked(R, cid)
+        try:
+            base = _base_locked(R, cid)
+        except _exc.ChannelClosedError:
+            return []                    # a closed channel has no associated interpreter
         return [iid for iid, pos in _all_flags_locked(R, base)
                 if R.P[pos] & _ASSOC[end] and not R.P[pos] & _CLOSEDF[end]]
 
@@ -1613,7 +1709,7 @@ async def send_async(cid: int, obj: object, timeout: Optional[float] = None) -> 
                 R.free_locked(b)
             R.free_locked(w)
     if state == DROPPED_W:
-        raise _exc.ChannelClosedError("channel %d closed before the object was received" % cid)
+        raise _dropped_error(cid, SEND)
     if not state:
         raise TimeoutError("channel %d: nothing received the object within %r seconds"
                            % (cid, timeout))

@@ -315,8 +315,11 @@ class TestAssociation:
         assert r.close() is True
         assert r.interpreters == [interp]
         interp.run("assert r.close() is True")
-        # The main interpreter still holds the sending end: still open.
-        assert r.id in [c.id for c, _ in interpreters.list_all_channels()]
+        # The main interpreter still holds the sending end but never used it: no
+        # interpreter is associated any more, so the channel is closed (PEP 554).
+        assert r.id not in [c.id for c, _ in interpreters.list_all_channels()]
+        with pytest.raises(EOFError):
+            s.send_nowait(b"x")
 
     def test_interpreters_seen_from_sub(self):
         interp = interpreters.create()
@@ -444,8 +447,8 @@ class TestAutoClose:
         del s
         gc.collect()
         assert cid not in [c.id for c, _ in interpreters.list_all_channels()]
-        with pytest.raises(EOFError):
-            RecvChannel(cid)
+        with pytest.raises(EOFError):            # still nameable; using it is EOF
+            RecvChannel(cid).recv()
 
     def test_collected_in_reference_cycle(self):
         r, s = interpreters.create_channel()
