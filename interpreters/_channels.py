@@ -48,6 +48,20 @@ links under the lock and looks again; a fire is a hint, never a message.  An
 async send() queues an owned copy whose WATCH names its watcher: taking the
 message fires it with TAKEN, dropping it (close) with DROPPED.
 
+Association (PEP 554).  Each entry's flags say, per end, whether that interpreter
+holds a handle (HANDLE: an end object exists there), is associated (ASSOC: it
+called send()/recv() or their variants -- the PEP's "use"; binding an end with
+run(channels=...) or receiving it in a message is not use) and closed it (CLOSED:
+close(), its last handle dropped, or its interpreter destroyed; future use raises
+ValueError, or EOFError once the channel is closed).  A channel someone used
+(USED) is closed when no interpreter is associated with either end, whoever
+still holds handles; one nobody used yet is closed once an end was closed and no
+handle is left anywhere, in flight included (else it would hold its slot for
+ever).  Queues and Pipe connections live by handles: closed once an end was
+closed and no interpreter holds them.  close() of an end of a channel that stays
+open wakes this interpreter's calls waiting on that end (_withdraw_locked).  A
+handle can be made for a closed channel (a dead handle): its use raises EOFError.
+
 Each thread that sends or receives owns one message/waiter block and one raw
 lock (``_Thread``), for its whole life: a blocking send() queues the thread's
 own block, with DATA pointing into the sender's bytes (kept alive until the
@@ -1825,10 +1839,13 @@ class _ChannelEnd:
     def close(self, force: bool = False) -> bool:
         """Drop this interpreter's association with this end and block future use.
 
-        Once no interpreter is attached to either end (holding it or associated
-        with it, and not closed), the channel is closed: send() and recv()
-        anywhere raise EOFError (ChannelClosedError), except that objects
-        already accepted by a *_nowait() send can still be received.
+        Calls of this interpreter waiting on this end in other threads stop at
+        once: ValueError, or EOFError if this close closed the channel.  Once no
+        interpreter is associated with either end (used it and did not close
+        it; holding an end is not enough), the channel is closed: send() and
+        recv() anywhere raise EOFError (ChannelClosedError), except that objects
+        already accepted by a *_nowait() send can still be received.  A channel
+        nobody used yet stays open while any interpreter holds an end.
         Idempotent: return True only the first time this interpreter closes it.
 
         ``force=True`` (the PEP's "poisoning"): close the whole channel now, for
