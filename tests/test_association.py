@@ -68,7 +68,7 @@ class TestCurrentCalls:
         interp = interpreters.create()
         r, s = interpreters.create_channel()
         interp.run("r.recv_nowait()", channels={"r": r})      # the sub stays associated
-        t = in_thread(r.recv)
+        t = in_thread(r.recv, timeout=WAIT)
         wait_receiver_blocked(r)
         assert r.close() is True
         with pytest.raises(ValueError) as info:
@@ -77,13 +77,13 @@ class TestCurrentCalls:
         assert str(r.id) in str(info.value)
         # still open for the others: the sub receives what the main interpreter sends
         assert listed(r)
-        t2 = in_thread(s.send, b"for the sub")
-        assert run_output(interp, "print(r.recv())") == "b'for the sub'\n"
+        t2 = in_thread(s.send, b"for the sub", timeout=WAIT)
+        assert run_output(interp, "print(r.recv(timeout=%d))" % WAIT) == "b'for the sub'\n"
         finish(t2)
 
     def test_blocked_recv_gets_eof_when_that_close_closed_the_channel(self):
         r, s = interpreters.create_channel()
-        t = in_thread(r.recv)
+        t = in_thread(r.recv, timeout=WAIT)
         wait_receiver_blocked(r)
         assert r.close() is True               # the only association: now closed
         with pytest.raises(EOFError):
@@ -94,7 +94,7 @@ class TestCurrentCalls:
         interp = interpreters.create()
         r, s = interpreters.create_channel()
         interp.run("r.recv_nowait()", channels={"r": r})
-        t = in_thread(s.send, b"never received")
+        t = in_thread(s.send, b"never received", timeout=WAIT)
         wait_sender_blocked(s)
         assert s.close() is True
         with pytest.raises(ValueError) as info:
@@ -107,7 +107,7 @@ class TestCurrentCalls:
         interp = interpreters.create()
         r, s = interpreters.create_channel()
         interp.run("r.recv_nowait()", channels={"r": r})
-        t = in_thread(s.send_buffer, bytearray(b"never received"))
+        t = in_thread(s.send_buffer, bytearray(b"never received"), timeout=WAIT)
         wait_sender_blocked(s)
         s.close()
         with pytest.raises(ValueError) as info:
@@ -117,7 +117,7 @@ class TestCurrentCalls:
 
     def test_blocked_send_gets_eof_when_that_close_closed_the_channel(self):
         r, s = interpreters.create_channel()
-        t = in_thread(s.send, b"x")
+        t = in_thread(s.send, b"x", timeout=WAIT)
         wait_sender_blocked(s)
         assert s.close() is True
         with pytest.raises(EOFError):
@@ -130,11 +130,11 @@ class TestCurrentCalls:
         interp = interpreters.create()
         r, s = interpreters.create_channel()
         interp.run("pass", channels={"s": s})
-        first = in_thread(r.recv)
+        first = in_thread(r.recv, timeout=WAIT)
         wait_receiver_blocked(r)
         s.send_nowait(b"first")                   # main now uses both ends
         assert finish(first) == b"first"
-        t = in_thread(r.recv)
+        t = in_thread(r.recv, timeout=WAIT)
         wait_receiver_blocked(r)
         s.close()
         assert still_blocked(t)
@@ -145,7 +145,7 @@ class TestCurrentCalls:
         interp = interpreters.create()
         r, s = interpreters.create_channel()
         interp.run("r.recv_nowait()", channels={"r": r})
-        t = in_thread(r.recv)
+        t = in_thread(r.recv, timeout=WAIT)
         wait_receiver_blocked(r)
         interp.run("assert r.close() is True")
         assert still_blocked(t) and _slot(r.id, _channels.RWHEAD)
@@ -156,7 +156,7 @@ class TestCurrentCalls:
         interp = interpreters.create()
         r, s = interpreters.create_channel()
         interp.run("pass", channels={"r": r})
-        t = in_thread(r.recv)
+        t = in_thread(r.recv, timeout=WAIT)
         wait_receiver_blocked(r)
         interp.run("assert r.close(force=True) is True")
         with pytest.raises(ChannelClosedError):
@@ -172,12 +172,12 @@ class TestCurrentCalls:
             out = []
             def receive():
                 try:
-                    r.recv()
+                    r.recv(timeout=%d)
                 except ValueError as exc:
                     out.append(type(exc).__name__)
             t = threading.Thread(target=receive)
             t.start()
-        """, channels={"r": r})
+        """ % WAIT, channels={"r": r})
         wait_receiver_blocked(r)
         interp.run("r.close(); t.join(%d); assert not t.is_alive()" % WAIT)
         assert run_output(interp, "print(out)") == "['ValueError']\n"
@@ -187,7 +187,7 @@ class TestCurrentCalls:
         interp = interpreters.create()
         r, s = interpreters.create_channel()
         interp.run("r.recv_nowait()", channels={"r": r})
-        t = in_thread(interpreters.select, [r])
+        t = in_thread(interpreters.select, [r], timeout=WAIT)
         wait_watched(r)
         r.close()
         assert finish(t) == [r]
@@ -200,7 +200,7 @@ class TestCurrentCalls:
         interp.run("r.recv_nowait()", channels={"r": r})
 
         async def main():
-            task = asyncio.ensure_future(r.recv_async())
+            task = asyncio.ensure_future(r.recv_async(timeout=WAIT))
             deadline = time.monotonic() + WAIT
             while not _slot(r.id, _channels.WHEAD):
                 assert time.monotonic() < deadline, "recv_async() never waited"
@@ -218,7 +218,7 @@ class TestCurrentCalls:
         interp.run("r.recv_nowait()", channels={"r": r})
 
         async def main():
-            task = asyncio.ensure_future(s.send_async(b"never received"))
+            task = asyncio.ensure_future(s.send_async(b"never received", timeout=WAIT))
             deadline = time.monotonic() + WAIT
             while not _slot(s.id, _channels.QLEN):
                 assert time.monotonic() < deadline, "send_async() never queued"
@@ -254,11 +254,12 @@ class TestAssociationByUse:
         assert listed(r)
         interp.run("""if True:
             import threading
-            t = threading.Thread(target=s.send, args=(b"sub to sub",))
+            t = threading.Thread(target=s.send, args=(b"sub to sub", %d))
             t.start()
-            assert r.recv() == b"sub to sub"
-            t.join()
-        """)
+            assert r.recv(timeout=%d) == b"sub to sub"
+            t.join(%d)
+            assert not t.is_alive()
+        """ % (WAIT, WAIT, WAIT))
 
     def test_holding_an_unused_end_does_not_keep_a_channel_open(self):
         interp = interpreters.create()
@@ -269,10 +270,10 @@ class TestAssociationByUse:
         assert not listed(r)
         assert run_output(interp, """if True:
             try:
-                s.send(b"x")
+                s.send(b"x", timeout=%d)
             except EOFError as exc:
                 print(type(exc).__name__)
-        """) == "ChannelClosedError\n"
+        """ % WAIT) == "ChannelClosedError\n"
 
     def test_destroying_the_last_associated_interpreter_closes(self):
         interp = interpreters.create()
@@ -284,15 +285,15 @@ class TestAssociationByUse:
         assert not listed(r)
         assert r.interpreters == [] and s.interpreters == []
         with pytest.raises(EOFError):
-            r.recv()
+            r.recv(timeout=WAIT)
         with pytest.raises(EOFError):
-            s.send(b"x")
+            s.send(b"x", timeout=WAIT)
 
     def test_destroyed_senders_association_dropped(self):
         sender = interpreters.create()
         receiver = interpreters.create()
         r, s = interpreters.create_channel()
-        t = in_thread(receiver.run, "got = r.recv()", channels={"r": r})
+        t = in_thread(receiver.run, "got = r.recv(timeout=%d)" % WAIT, channels={"r": r})
         wait_receiver_blocked(r)
         sender.run("s.send_nowait(b'hello')", channels={"s": s})
         finish(t)
@@ -309,7 +310,7 @@ class TestAssociationByUse:
 class TestClosedChannels:
     def _closed(self):
         r, s = interpreters.create_channel()
-        t = in_thread(r.recv)
+        t = in_thread(r.recv, timeout=WAIT)
         wait_receiver_blocked(r)
         s.send_nowait(b"x")
         finish(t)
@@ -323,15 +324,15 @@ class TestClosedChannels:
         interp = interpreters.create()
         interp.run("pass", channels={"r": r, "s": s})
         out = run_output(interp, """if True:
-            for call in (r.recv, r.recv_nowait, lambda: s.send(b'x'),
-                         lambda: s.send_nowait(b'x')):
+            for call in (lambda: r.recv(timeout=%d), r.recv_nowait,
+                         lambda: s.send(b'x', timeout=%d), lambda: s.send_nowait(b'x')):
                 try:
                     call()
                 except EOFError as exc:
                     print(type(exc).__name__)
-            print(r.interpreters, r.close())
-        """)
-        assert out == "ChannelClosedError\n" * 4 + "[] False\n"
+            print(r.interpreters)
+        """ % (WAIT, WAIT))
+        assert out == "ChannelClosedError\n" * 4 + "[]\n"
 
     def test_run_binds_ends_of_a_force_closed_channel(self):
         r, s = interpreters.create_channel()
@@ -340,29 +341,30 @@ class TestClosedChannels:
         interp.run("pass", channels={"r": r})
         assert run_output(interp, """if True:
             try:
-                r.recv()
+                r.recv(timeout=%d)
             except EOFError:
                 print("EOF")
-        """) == "EOF\n"
+        """ % WAIT) == "EOF\n"
 
     def test_fresh_handle_after_every_associated_interpreter_closed(self):
         interp = interpreters.create()
         r, s = interpreters.create_channel()
         cid = r.id
-        t = in_thread(interp.run, "got = r.recv(); r.close()", channels={"r": r})
+        t = in_thread(interp.run, "got = r.recv(timeout=%d); r.close()" % WAIT,
+                      channels={"r": r})
         wait_receiver_blocked(r)
-        s.send(b"once")
+        s.send(b"once", timeout=WAIT)
         finish(t)
         assert listed(r)                              # main still associated (sending)
         s.close()
         del r, s
         assert cid not in [c.id for c, _ in interpreters.list_all_channels()]
         with pytest.raises(EOFError):
-            RecvChannel(cid).recv()
+            RecvChannel(cid).recv(timeout=WAIT)
         with pytest.raises(EOFError):
             RecvChannel(cid).recv_nowait()
         with pytest.raises(EOFError):
-            SendChannel(cid).send(b"x")
+            SendChannel(cid).send(b"x", timeout=WAIT)
         assert RecvChannel(cid).interpreters == []
 
     def test_unknown_id_still_an_error(self):
