@@ -1886,7 +1886,8 @@ class RecvChannel(_ChannelEnd):
 
         Raises:
             EOFError (ChannelClosedError): the channel is closed (and empty).
-            ValueError: this interpreter already closed its receiving end.
+            ValueError: this interpreter closed its receiving end (before the
+                call, or while it waited: close() in another thread).
             TimeoutError: nothing arrived within *timeout* seconds.
             KeyboardInterrupt: Ctrl-C while waiting (the channel is left intact).
         """
@@ -1938,7 +1939,8 @@ class SendChannel(_ChannelEnd):
         channel ends.  Associates this interpreter with the sending end.
 
         Raises:
-            ValueError: *obj* is not shareable, or this interpreter closed its end.
+            ValueError: *obj* is not shareable, or this interpreter closed its end
+                (before the call, or while it waited: the object is withdrawn).
             EOFError (ChannelClosedError): the channel is (or becomes) closed.
             TimeoutError: no receiver took it within *timeout* seconds; the
                 object was withdrawn and will never be received.
