@@ -28,8 +28,10 @@ Two raw regions are carved on first use and kept for the life of the process:
   "none"), all seen through one memoryview.  Free blocks form a list (FREE);
   blocks past USED were never handed out.  A block is one of:
 
-      message / waiter  NEXT, KIND, DATA, LEN, STATE, LOCK, OWNED, TOKEN, SENDER, WATCH
-                        (SENDER: the interpreter that queued it, or that waits in recv())
+      message / waiter  NEXT, KIND, DATA, LEN, STATE, LOCK, OWNED, TOKEN, SENDER, WATCH,
+                        UNBOUND (SENDER: the interpreter that queued it, or that waits in
+                        recv(); UNBOUND: a queue item's rule for when SENDER is destroyed,
+                        PEP 734: 0 none, 1 remove it then, 2/3 kept; see drop_interp())
       entries           NEXT, COUNT, then 7 pairs (interpreter id, flags)
       buffer token      STATE (0 live, 1 released), EXPORTER, VIEW, READONLY
       watcher           -, FIRED, LOCK, FD (+1), OWNER: one select() or async wait
@@ -119,7 +121,9 @@ OPEN, CLOSED = 1, 2
 
 POOL_N = 1 << 18
 BW = 16                                   # words per block
-B_NEXT, B_KIND, B_DATA, B_LEN, B_STATE, B_LOCK, B_OWNED, B_TOKEN, B_SENDER, B_WATCH = range(10)
+(B_NEXT, B_KIND, B_DATA, B_LEN, B_STATE, B_LOCK, B_OWNED, B_TOKEN, B_SENDER, B_WATCH,
+ B_UNBOUND) = range(11)
+U_REMOVE = 1                             # B_UNBOUND: drop the item when its sender is destroyed
 W_FIRED, W_LOCK, W_FD, W_OWNER = 1, 2, 3, 4              # watcher block
 L_NEXT, L_WATCHER, L_MASK, L_CID = 0, 1, 2, 3            # link block
 EV_RECV, EV_SEND, EV_JOIN = 1, 2, 4      # recv may succeed / send may / queue work done
@@ -1021,6 +1025,8 @@ def drop_interp(iid: int) -> None:
                 if w and P[w * BW + W_OWNER] == iid:
                     P[w * BW + W_FD] = 0
                 b = P[b * BW + B_NEXT]
+            if T[base + MAXSIZE] and T[base + QHEAD]:
+                _drop_unbound_locked(R, base, iid)
             pos = _flags_pos_locked(R, base, iid, create=False)
             if pos < 0:
                 continue
@@ -1040,6 +1046,36 @@ def drop_interp(iid: int) -> None:
                     if (f & (HANDLE_R | ASSOC_R) and T[base + WHEAD]
                             and not _receivers_attached_locked(R, base)):
                         _fire_locked(R, base, EV_SEND)
+
+
+def _drop_unbound_locked(R: _Regions, base: int, iid: int) -> None:
+    """Interpreter *iid* is gone: remove the queue's items it put with U_REMOVE."""
+    T, P = R.T, R.P
+    prev, b, removed = 0, T[base + QHEAD], 0
+    while b:
+        o = b * BW
+        nxt = P[o + B_NEXT]
+        if P[o + B_UNBOUND] == U_REMOVE and P[o + B_SENDER] == iid and P[o + B_OWNED]:
+            if prev:
+                P[prev * BW + B_NEXT] = nxt
+            else:
+                T[base + QHEAD] = nxt
+            if T[base + QTAIL] == b:
+                T[base + QTAIL] = prev
+            _drop_refs_locked(R, o)
+            if P[o + B_KIND] != K_BUFFER:
+                _capi.raw_free(P[o + B_DATA])
+            R.free_locked(b)
+            removed += 1
+            if T[base + UNFINISHED] > 0:
+                T[base + UNFINISHED] -= 1
+        else:
+            prev = b
+        b = nxt
+    if removed:
+        T[base + QLEN] -= removed
+        if T[base + WHEAD]:
+            _fire_locked(R, base, EV_SEND if T[base + UNFINISHED] else EV_SEND | EV_JOIN)
 
 
 def _use_locked(R: _Regions, cid: int, end: int) -> int:
@@ -2000,10 +2036,12 @@ def _empty_error(cid: int, timeout: Optional[float]) -> BaseException:
 
 
 def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = None,
-         pipe: bool = False) -> None:
+         pipe: bool = False, unbound: int = 0, buffer: bool = False) -> None:
     """Append a copy of *obj* to queue *cid*, waiting for room (queue.Queue.put rules).
 
     *pipe*: raise BrokenPipeError when no interpreter can receive any more.
+    *unbound*: the item's B_UNBOUND word.  *buffer*: share *obj*'s buffer, as
+    send_buffer() does (the getter receives a memoryview onto the same memory).
     """
     if _pending_frees or _pending_closes or _exports or _last is not None:
         _process_pending()
@@ -2012,7 +2050,11 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
         deadline = time.monotonic() + timeout
     refs: Sequence[Tuple[int, int]]
     fds: List[int]
-    if type(obj) is bytes:
+    export: Optional[Tuple[int, int, int, bool]] = None
+    if buffer:
+        kind, data, refs, fds = K_BUFFER, b"", (), []
+        export = _export(obj)
+    elif type(obj) is bytes:
         kind, data, refs, fds = K_BYTES, obj, (), []
     else:
         kind, data, refs, fds = _encode(obj)
@@ -2020,7 +2062,8 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
     mem = 0
     R = _R or _regions()
     try:
-        mem = _capi.raw_alloc(n or 1)
+        if export is None:
+            mem = _capi.raw_alloc(n or 1)
         if n:
             _capi.copy_bytes(mem, data, n)
         while True:
@@ -2034,13 +2077,29 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
                 if m < 0 or T[base + QLEN] < m:
                     for rcid, _ in refs:
                         _base_locked(R, rcid)        # a closed end cannot travel
-                    b = R.alloc_locked()             # zeroed: NEXT, LOCK, TOKEN, WATCH 0
+                    t = R.alloc_locked() if export is not None else 0
+                    try:
+                        b = R.alloc_locked()         # zeroed: NEXT, LOCK, TOKEN, WATCH 0
+                    except BaseException:
+                        if t:
+                            R.free_locked(t)
+                        raise
                     o = b * BW
                     P[o + B_KIND] = kind
-                    P[o + B_DATA] = mem
+                    if export is not None:           # K_BUFFER: the token owns it now
+                        view, buf, n, readonly = export
+                        P[t * BW + T_EXPORTER] = _ME
+                        P[t * BW + T_VIEW] = view
+                        P[t * BW + T_READONLY] = readonly
+                        _exports[t] = view
+                        export = None
+                        P[o + B_DATA], P[o + B_TOKEN] = buf, t
+                    else:
+                        P[o + B_DATA] = mem
                     P[o + B_LEN] = n
                     P[o + B_OWNED] = 1
                     P[o + B_SENDER] = _ME
+                    P[o + B_UNBOUND] = unbound
                     mem = 0                          # the message owns it now
                     fds = []
                     T[base + UNFINISHED] += 1
@@ -2059,6 +2118,8 @@ def qput(cid: int, obj: object, block: bool = True, timeout: Optional[float] = N
             _capi.raw_free(mem)
         if fds:
             _close_fds(fds)
+        if export is not None:
+            _capi.buffer_release(export[0])
 
 
 def qget(cid: int, block: bool = True, timeout: Optional[float] = None,

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -408,9 +409,40 @@ def test_is_shareable():
     for obj in [None, True, False, b"b", "s", 1, -(2 ** 63), 2 ** 63 - 1, 1.5, (), (1, ("a",)),
                 q, (q, 1)]:
         assert pep734.is_shareable(obj), obj
+    assert pep734.is_shareable(memoryview(b"x"))
     for obj in [2 ** 63, 2 ** 1000, [1], {}, {1}, object(), bytearray(b"x"), (1, [2]),
-                threading.Lock(), pep734.get_main()]:
+                threading.Lock(), pep734.get_main(), (memoryview(b"x"),)]:
         assert not pep734.is_shareable(obj), obj
+
+
+def test_memoryview_shares_its_buffer_through_a_queue():
+    q = pep734.create_queue()
+    buf = bytearray(b"hello")
+    q.put(memoryview(buf))
+    mv = q.get()
+    assert type(mv) is memoryview and bytes(mv) == b"hello" and not mv.readonly
+    mv[0] = ord("J")
+    assert buf == b"Jello"                      # the same memory, not a copy
+    del mv
+    q.put(memoryview(b"ro"))
+    assert q.get().readonly
+    interp = pep734.create()
+    interp.prepare_main(q=q)
+    q.put(memoryview(buf))
+    interp.exec("mv = q.get(); mv[1] = ord('E'); del mv")
+    assert buf == b"JEllo"                      # written from the other interpreter
+    interp.exec("b = bytearray(b'sub'); q.put(memoryview(b))")
+    mv = q.get()
+    assert bytes(mv) == b"sub"
+    with pytest.raises(pep734.InterpreterError, match="held"):
+        interp.close()                          # its buffer is still held here
+    del mv
+    interp.close()
+    with pytest.raises(pep734.NotShareableError, match="contiguous"):
+        q.put(memoryview(b"abcdef")[::2])
+    with pytest.raises(pep734.NotShareableError):
+        q.put((memoryview(b"x"),))
+    assert q.empty()
 
 
 # -- queues ---------------------------------------------------------------------------
@@ -429,7 +461,14 @@ def test_create_queue():
 
 
 def test_create_queue_maxsize():
-    assert pep734.create_queue(-1).maxsize == 0
+    # 3.14 gives a bound of 0 or less back as given (test_queues: create(-10).maxsize)
+    for m in (0, -1, -10):
+        q = pep734.create_queue(m)
+        assert q.maxsize == m
+        for i in range(20):
+            q.put_nowait(i)               # unbounded
+        assert not q.full() and q.qsize() == 20
+        assert interpreters.Queue._received(q.id, received=False).maxsize == 0
     with pytest.raises(TypeError):
         pep734.create_queue("1")
     q = pep734.create_queue(3)
@@ -572,6 +611,124 @@ def test_unbound_items(default):
     first = {id(_queues.UNBOUND): [_queues.UNBOUND], id(_queues.UNBOUND_ERROR): ["error"],
              id(_queues.UNBOUND_REMOVE): []}[id(default)]
     assert results == first + [_queues.UNBOUND, "error", "main"]
+
+
+def test_unbound_remove_happens_at_destroy():
+    # 3.14's test_put_cleared_with_subinterpreter_mixed: qsize() drops at once
+    q = pep734.create_queue()
+    q.put(b"ham", unbounditems=_queues.UNBOUND_REMOVE)     # main's: never removed
+    interp = pep734.create()
+    interp.prepare_main(q=q)
+    interp.exec("""if True:
+        from interpreters.pep734 import _queues as queues
+        q.put(1, unbounditems=queues.UNBOUND)
+        q.put(2, unbounditems=queues.UNBOUND_ERROR)
+        q.put(3)
+        q.put(4, unbounditems=queues.UNBOUND_REMOVE)
+        q.put([5], unbounditems=queues.UNBOUND_REMOVE)
+        q.put(6, unbounditems=queues.UNBOUND)
+        """)
+    assert q.qsize() == 7
+    interp.close()
+    assert q.qsize() == 5
+    assert q.get() == b"ham"
+    assert q.get() is _queues.UNBOUND
+    with pytest.raises(_queues.ItemInterpreterDestroyed):
+        q.get()
+    assert q.qsize() == 2
+    assert q.get() is _queues.UNBOUND and q.get() is _queues.UNBOUND
+    assert q.qsize() == 0
+
+
+def test_unbound_remove_frees_room_in_a_full_queue():
+    q = pep734.create_queue(2, unbounditems=_queues.UNBOUND_REMOVE)
+    interp = pep734.create()
+    interp.prepare_main(q=q)
+    interp.exec("q.put(1); q.put(2)")
+    assert q.full()
+    interp.close()
+    assert q.qsize() == 0 and not q.full()
+    q.put_nowait(3)
+    assert q.get_nowait() == 3
+
+
+def test_interpreter_destroyed_when_its_object_is_collected():
+    # 3.14: create() returns the owning object; `del interp` destroys it
+    # (3.14's test_put_cleared_with_subinterpreter relies on it)
+    q = pep734.create_queue()
+    interp = pep734.create()
+    iid = interp.id
+    interp.prepare_main(q=q)
+    interp.exec("from interpreters.pep734 import _queues as queues\n"
+                "q.put(b'spam', unbounditems=queues.UNBOUND_REMOVE)")
+    assert q.qsize() == 1
+    del interp
+    assert not interpreters._interp.exists(iid)
+    assert q.qsize() == 0
+    # an object for an interpreter made otherwise owns nothing
+    core = interpreters.create()
+    other = pep734.Interpreter(core.id)
+    del other
+    assert pep734.Interpreter(core.id).id == core.id
+    core.destroy()
+
+
+def test_collected_inside_the_package_is_deferred_to_the_next_call():
+    interp = pep734.create()
+    iid = interp.id
+    # The last reference dropped with a frame of the package on the stack (as a
+    # GC pass inside a queue operation would): __del__ only records the id.
+    ns = {"__name__": "interpreters._frame_of_the_package"}
+    exec("def drop(box):\n    box.clear()\n", ns)
+    box = [interp]
+    del interp
+    ns["drop"](box)
+    assert pep734._pending == [iid] and interpreters._interp.exists(iid)
+    pep734.list_all()                            # the next call destroys it
+    assert not interpreters._interp.exists(iid) and not pep734._pending
+
+
+def test_collection_never_destroys_a_running_interpreter():
+    interp = pep734.create()
+    iid = interp.id
+    q = pep734.create_queue()
+    interp.prepare_main(q=q)
+    core = interpreters.Interpreter(iid)
+    t = threading.Thread(target=core.run, args=("q.get()",))
+    t.start()
+    while not core.is_running():
+        time.sleep(0.005)
+    del interp
+    assert pep734._pending == [iid] and interpreters._interp.exists(iid)
+    q.put(None)
+    t.join()
+    pep734.list_all()
+    assert not interpreters._interp.exists(iid) and not pep734._pending
+
+
+def test_collection_in_a_subinterpreter_and_at_exit_never_crash():
+    out, err = assert_python_ok("""if True:
+        import gc
+        from interpreters import pep734
+        outer = pep734.create()
+        outer.exec('''if True:
+            from interpreters import pep734, _interp
+            inner = pep734.create()
+            kept = pep734.create()
+            iid = inner.id
+            del inner                       # destroyed from the subinterpreter
+            assert not _interp.exists(iid)
+            ''')
+        del outer                           # its own 'kept' is left to exit
+        cycle = [pep734.create()]
+        cycle.append(cycle)
+        del cycle
+        gc.collect()
+        held = pep734.create()              # at exit: reported, then ended
+        print("ok")
+        """)
+    assert out == "ok\n"
+    assert "Fatal" not in err and err.count("remaining subinterpreters") == 1, err
 
 
 def test_unbound_before_destroy_items_are_normal():

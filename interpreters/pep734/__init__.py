@@ -50,6 +50,7 @@ from .. import _call, _interp
 from .._exc import InterpreterError, InterpreterNotFoundError, RunFailedError
 from . import _crossinterp
 from ._crossinterp import OWN_GIL, NotShareableError, is_shareable
+from . import _queues
 from ._queues import Queue, QueueEmpty, QueueFull
 from ._queues import create as create_queue
 
@@ -203,9 +204,11 @@ def create() -> Interpreter:
     not support that fail to import there); on 3.8-3.12 it shares the GIL
     (see the module docstring for why 3.12 does too).
     """
+    if _pending:
+        _destroy_pending()
     iid = _interp.create(isolated=OWN_GIL)
-    self = Interpreter(iid)
     _created.add(iid)
+    self = Interpreter(iid)
     if _FORK_GUARD:
         self._core.run(_FORK_GUARD)
     return self
@@ -223,6 +226,8 @@ _FORK_GUARD = (
 
 def list_all() -> List[Interpreter]:
     """Return all existing interpreters."""
+    if _pending:
+        _destroy_pending()
     return [Interpreter(i) for i in sorted(_interp.list_ids())]
 
 
@@ -236,8 +241,12 @@ def get_main() -> Interpreter:
     return Interpreter(0)
 
 
-# ids of the interpreters create() made in this interpreter, for the exit report
+# ids of the interpreters create() made in this interpreter and not closed: their
+# Interpreter object here owns them (see Interpreter.__del__), and the exit report
 _created: set = set()   # type: ignore[type-arg]
+
+# ids whose owning object was collected where destroying was not safe (see _collected)
+_pending: List[int] = []
 
 _known: _weakref.WeakValueDictionary[int, Interpreter] = _weakref.WeakValueDictionary()
 
@@ -261,11 +270,16 @@ class Interpreter:
     ``Interpreter(id)`` returns the one object for that id in this
     interpreter.  Interpreters not created by this package (by either of its
     APIs) cannot be closed, prepared, or run in (InterpreterError).
+
+    As in 3.14, an interpreter made by create() is destroyed once its object
+    is garbage-collected (the one object for its id in the interpreter that
+    created it; see _collected() for when that is deferred).
     """
 
-    __slots__ = ("_id", "_core", "__weakref__")
+    __slots__ = ("_id", "_core", "_ownsref", "__weakref__")
     _id: int
     _core: _CoreInterpreter
+    _ownsref: bool
 
     def __new__(cls, id: int, /) -> Interpreter:
         if not isinstance(id, int):
@@ -281,8 +295,20 @@ class Interpreter:
         self = super().__new__(cls)
         self._id = id
         self._core = _CoreInterpreter(id)
+        self._ownsref = id in _created
+        if self._ownsref and id in _pending:
+            _pending.remove(id)          # owned again before its deferred destroy ran
         _known[id] = self
         return self
+
+    def __del__(self) -> None:
+        # No builtins or module globals may be relied on: this also runs at teardown.
+        try:
+            if self._ownsref:
+                self._ownsref = False
+                _collected(self._id, self._core)
+        except:  # noqa: E722
+            pass
 
     def __repr__(self) -> str:
         return "%s(%d)" % (type(self).__name__, self._id)
@@ -360,18 +386,12 @@ class Interpreter:
             raise InterpreterError("the main interpreter cannot be closed")
         if self._id == _interp.current_id():
             raise InterpreterError("interpreter %d cannot close itself" % self._id)
+        if _pending:
+            _destroy_pending()
         if not _interp.exists(self._id):
             raise InterpreterNotFoundError("interpreter %d not found" % self._id)
-        try:
-            self._core.run(_JOIN_THREADS)
-            self._core.run(_call.FORGET_DUMMY_THREAD)
-            # Drop what __main__ holds while its modules still work: on 3.9-3.11 a
-            # queue first dropped by the teardown itself reports an ignored error.
-            self._core.reset_main()
-        except RunFailedError:
-            pass
-        _interp.destroy(self._id)
-        _created.discard(self._id)
+        _end(self._id, self._core)
+        self._ownsref = False
 
     def _barred(self) -> Optional[int]:
         if _crossinterp.QUEUES_BARRED_FROM_OWN_GIL and _interp.is_isolated(self._id):
@@ -469,6 +489,93 @@ class Interpreter:
         return t
 
 
+def _end(iid: int, core: _CoreInterpreter) -> None:
+    """close(): join its non-daemon threads, empty its __main__, destroy it."""
+    try:
+        core.run(_JOIN_THREADS)
+        core.run(_call.FORGET_DUMMY_THREAD)
+        # Drop what __main__ holds while its modules still work: on 3.9-3.11 a
+        # queue first dropped by the teardown itself reports an ignored error.
+        core.reset_main()
+    except RunFailedError:
+        pass
+    # A memoryview received last is released (3.8-3.10 keep it a moment): the
+    # buffers it shared must be free for the destroy.
+    _queues._channels._process_pending()
+    _interp.destroy(iid)
+    _created.discard(iid)
+
+
+def _collected(iid: int, core: _CoreInterpreter) -> None:
+    """The object owning interpreter *iid* was collected: destroy it, as 3.14 does.
+
+    Collection can happen anywhere: in any thread, inside this package (even
+    with the arena lock held), at exit.  The interpreter is destroyed here only
+    from plain user code: no frame of this package on the calling thread's
+    stack, its threading not shut down (this interpreter is not being ended),
+    not at exit, and the interpreter idle.  Otherwise its id waits in _pending
+    for the next create(), list_all() or close() here, or for exit (where every
+    interpreter left is ended anyway, without the "remaining subinterpreters"
+    warning for these).
+    """
+    if iid not in _created:
+        return
+    if _interp._exiting or _sys.is_finalizing() or _inside_package():
+        _pending.append(iid)
+        return
+    try:
+        if not _threading.main_thread().is_alive():   # this interpreter is ending
+            _pending.append(iid)
+            return
+    except Exception:
+        _pending.append(iid)
+        return
+    _destroy_owned(iid, core)
+
+
+def _inside_package() -> bool:
+    f: Any = _sys._getframe(3)        # the caller of __del__
+    while f is not None:
+        name = f.f_globals.get("__name__")
+        if type(name) is str and (name == "interpreters" or name.startswith("interpreters.")):
+            return True
+        f = f.f_back
+    return False
+
+
+def _destroy_owned(iid: int, core: Optional[_CoreInterpreter] = None) -> None:
+    """Destroy interpreter *iid*, whose owner is gone; defer while it is running."""
+    try:
+        if not _interp.exists(iid):
+            _created.discard(iid)
+            return
+        if _interp.is_running(iid):
+            _pending.append(iid)          # retried at the next call
+            return
+        _end(iid, core if core is not None else _CoreInterpreter(iid))
+    except KeyboardInterrupt:
+        # Ctrl-C stopped the wait for its threads: keep the destroy for later and let
+        # the interrupt surface in the main thread (a __del__ cannot raise it).
+        _pending.append(iid)
+        if _threading.current_thread() is _threading.main_thread():
+            import _thread
+            _thread.interrupt_main()
+    except InterpreterError:
+        # It cannot end (daemon threads, buffers still held): it stays until close()
+        # or exit, as an interpreter nobody closed.
+        pass
+
+
+def _destroy_pending() -> None:
+    for iid in list(_pending):
+        try:
+            _pending.remove(iid)
+        except ValueError:
+            continue
+        if iid in _created and _known.get(iid) is None:
+            _destroy_owned(iid)           # (may put it back: still running)
+
+
 def _code_of(code: Any) -> _types.CodeType:
     if isinstance(code, _types.FunctionType):
         if code.__closure__:
@@ -494,6 +601,9 @@ def _code_of(code: Any) -> _types.CodeType:
 def _report_open() -> None:
     # As 3.14's finalization does when subinterpreters are left (same text), for
     # the interpreters create() made here and nobody closed; they are then ended.
+    # Those whose object was collected are not reported.
+    for iid in list(_pending):
+        _created.discard(iid)
     if any(_interp.exists(i) for i in _created):
         import warnings
         warnings.warn_explicit("remaining subinterpreters; close them with "

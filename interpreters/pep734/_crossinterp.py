@@ -40,17 +40,18 @@ def is_shareable(obj: object) -> bool:
     """Return True if *obj* is passed between interpreters without pickling.
 
     As in CPython 3.14: None, bool, bytes, str, int (64-bit range), float,
-    tuples of those, and queues (``Queue``).  Anything else that pickles
-    travels pickled.  ``memoryview`` is shareable on 3.14, not here (see the
-    README's version table).
+    tuples of those, queues (``Queue``) and ``memoryview`` (a queue shares its
+    buffer).  Anything else that pickles travels pickled.  Unlike 3.14, a tuple
+    holding a memoryview is not shareable (see the README's version table).
     """
     t = type(obj)
-    if t in _ATOMS:
+    if t in _ATOMS or t is memoryview:
         return True
     if t is int:
         return _INT_MIN <= obj <= _INT_MAX  # type: ignore[operator]
     if t is tuple:
-        return all(is_shareable(x) for x in obj)  # type: ignore[attr-defined]
+        return all(type(x) is not memoryview and is_shareable(x)
+                   for x in obj)  # type: ignore[attr-defined]
     from ._queues import Queue
     return t is Queue
 

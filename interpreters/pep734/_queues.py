@@ -7,11 +7,15 @@ float timeouts and Ctrl-C.  What this layer adds:
 * items: shareable data (see is_shareable()) travels as is; anything else is
   pickled here and unpickled by get(); queues inside an item travel as queues;
 * every item carries the id of the interpreter that put it and its unbound
-  op, and get() applies UNBOUND / UNBOUND_ERROR / UNBOUND_REMOVE to an item
-  whose interpreter is gone (interpreter ids are never reused); shareable data
-  put by the main interpreter, which outlives every item, goes untagged.  3.14 does this
-  when the interpreter is destroyed; here get() does it when it meets the item,
-  so qsize() and full() still count such items until then;
+  op, and get() applies UNBOUND / UNBOUND_ERROR to an item whose interpreter
+  is gone (interpreter ids are never reused); shareable data put by the main
+  interpreter, which outlives every item, goes untagged.  Items put with
+  UNBOUND_REMOVE are removed when their interpreter is destroyed, as in 3.14
+  (the core's drop_interp() does it, from the op put() stores with the item),
+  so qsize() and full() no longer count them;
+* a memoryview is not copied: put() shares its buffer (the core's buffer
+  path, as send_buffer()) and get() returns a memoryview onto the same
+  memory, flat and of unsigned bytes (``.cast()`` it back);
 * a queue's default ``unbounditems`` travels with the Queue object when it is
   passed to another interpreter.
 """
@@ -103,6 +107,8 @@ _ME = _interp.current_id()      # this interpreter (alive while this code runs)
 
 def _encode(obj: object, op: int) -> Any:
     me = _ME
+    if type(obj) is memoryview:
+        return obj        # shared (put() sends its buffer), never outlives its putter
     if _crossinterp.is_shareable(obj):
         if _has_queue(obj):
             return (_TAG, me, op, _WITH_QUEUES, _to_core(obj))
@@ -147,14 +153,22 @@ def create(maxsize: int = 0, *, unbounditems: object = UNBOUND) -> Queue:
     """Return a new cross-interpreter queue.
 
     The queue may be used to pass data safely between interpreters.
-    *maxsize* 0 (or less) means unbounded.  *unbounditems* sets the default
-    for Queue.put(); see that method for supported values.  The default value
-    is UNBOUND, which replaces the unbound item.
+    *maxsize* 0 (or less) means unbounded; Queue.maxsize gives it back as
+    given.  *unbounditems* sets the default for Queue.put(); see that method
+    for supported values.  The default value is UNBOUND, which replaces the
+    unbound item.
     """
     if isinstance(maxsize, bool) or not isinstance(maxsize, int):
         raise TypeError("maxsize must be an int, not %s" % type(maxsize).__name__)
     op = _unbound_op(unbounditems)
     core = _channels.Queue(maxsize)
+    if maxsize < 0:
+        # 3.14 keeps a bound of 0 or less as given (all mean unbounded): the core
+        # reads any negative MAXSIZE as unbounded, -1 as maxsize 0 (see Queue.maxsize).
+        with _channels._locked as R:
+            base = (core.id % _channels.NCSLOTS) * _channels.CSLOT_WORDS
+            if R.T[base + _channels.CID] == core.id:
+                R.T[base + _channels.MAXSIZE] = maxsize - 1
     self = Queue._wrap(core)
     self._op = op
     return self
@@ -254,8 +268,12 @@ class Queue:
 
     @property
     def maxsize(self) -> int:
-        """The bound given at creation (0: unbounded)."""
-        return self._core.maxsize
+        """The bound given at creation (0 or less: unbounded)."""
+        try:
+            m = self._core._word(_channels.MAXSIZE)
+        except (ValueError, _exc.ChannelError):
+            return 0
+        return m if m > 0 else m + 1
 
     def empty(self) -> bool:
         return self.qsize() == 0
@@ -294,8 +312,13 @@ class Queue:
         """
         op = self._op if unbounditems is None else _unbound_op(unbounditems)
         item = _encode(obj, op)
+        shared = item is obj and type(obj) is memoryview
+        if shared and not obj.c_contiguous:  # type: ignore[attr-defined]
+            raise NotShareableError("a memoryview that is not C-contiguous cannot be shared "
+                                    "here (3.14 shares any): put a contiguous copy")
         try:
-            self._core.put(item, block, timeout)
+            _channels.qput(self._core._cid(), item, block, timeout,
+                           unbound=op if _ME else 0, buffer=shared)
         except queue.Full as exc:
             raise QueueFull(str(exc)) from None
         except _exc.ChannelError as exc:
