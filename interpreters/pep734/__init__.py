@@ -33,8 +33,10 @@ Differences from 3.14, all on purpose: call() also sends closures, lambdas and
 local classes (by value) where 3.14 raises NotShareableError; queue waits are
 woken rather than polled every 10 ms, take float timeouts (3.14 truncates them
 to whole seconds) and are cut short by Ctrl-C; InterpreterError is also a
-RuntimeError (the package's own).  See the README's version table for what is
-not reproduced.
+RuntimeError (the package's own, shared with the PEP 554 face).  An interpreter
+made by create() is destroyed when its object is collected, as in 3.14, deferred
+to a safe point when needed (see _collected()).  See the README's list of
+differences for what is not reproduced.
 """
 
 from __future__ import annotations
@@ -46,11 +48,10 @@ import types as _types
 import weakref as _weakref
 
 from .. import Interpreter as _CoreInterpreter
-from .. import _call, _interp
+from .. import _call, _channels, _interp
 from .._exc import InterpreterError, InterpreterNotFoundError, RunFailedError
 from . import _crossinterp
 from ._crossinterp import OWN_GIL, NotShareableError, is_shareable
-from . import _queues
 from ._queues import Queue, QueueEmpty, QueueFull
 from ._queues import create as create_queue
 
@@ -501,7 +502,7 @@ def _end(iid: int, core: _CoreInterpreter) -> None:
         pass
     # A memoryview received last is released (3.8-3.10 keep it a moment): the
     # buffers it shared must be free for the destroy.
-    _queues._channels._process_pending()
+    _channels._process_pending()
     _interp.destroy(iid)
     _created.discard(iid)
 
