@@ -237,6 +237,32 @@ def test_prepare_main():
     interp.close()
 
 
+def test_exec_source_with_null_bytes_raises_valueerror():
+    interp = pep734.create()
+    with pytest.raises(ValueError, match="null bytes"):
+        interp.exec("x = 1\0")
+    interp.close()
+
+
+def test_prepare_main_with_nothing_raises_valueerror():
+    interp = pep734.create()
+    with pytest.raises(ValueError):
+        interp.prepare_main()
+    with pytest.raises(ValueError):
+        interp.prepare_main({})
+    interp.close()
+
+
+def test_put_nowait_ignores_the_timeout():
+    q = pep734.create_queue(1)
+    q.put(1, block=False, timeout=-1)         # as 3.14: block=False is put_nowait()
+    with pytest.raises(pep734.QueueFull):
+        q.put(2, block=False, timeout=-1)
+    with pytest.raises(ValueError):
+        q.put(2, timeout=-1)
+    assert q.get(block=False, timeout=-1) == 1
+
+
 def test_prepare_main_while_running():
     interp = pep734.create()
     r, w = os.pipe()

@@ -405,12 +405,14 @@ class Interpreter:
         Shareable values are passed as they are; others are pickled.
 
         Raises:
+            ValueError: nothing to bind (as 3.14).
             NotShareableError: a value can be neither shared nor pickled.
             InterpreterError: the interpreter is running.
         """
         values = dict(ns, **kwargs) if ns is not None else kwargs
         if not values:
-            return
+            raise ValueError("prepare_main(): nothing to bind (give a mapping or keyword "
+                             "arguments)")
         try:
             with _crossinterp.barred_target(self._barred()):
                 data = b"".join(_call._rt.dumps(values))
@@ -445,6 +447,8 @@ class Interpreter:
         unhandled exception.  This blocks the current Python thread until done.
         """
         if isinstance(code, str):
+            if "\0" in code:
+                raise ValueError("source code string cannot contain null bytes")   # (3.14's)
             self._exec_str(code)
             return
         self._exec_str("exec(__import__('marshal').loads(%r), "

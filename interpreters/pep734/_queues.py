@@ -317,7 +317,7 @@ class Queue:
             raise NotShareableError("a memoryview that is not C-contiguous cannot be shared "
                                     "here (3.14 shares any): put a contiguous copy")
         try:
-            _channels.qput(self._core._cid(), item, block, timeout,
+            _channels.qput(self._core._cid(), item, block, timeout if block else None,
                            unbound=op if _ME else 0, buffer=shared)
         except queue.Full as exc:
             raise QueueFull(str(exc)) from None
