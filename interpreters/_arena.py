@@ -85,6 +85,13 @@ ISLOT_WORDS = 16
  GEN) = range(11)
 
 
+def _unheld(lock: int) -> bool:
+    if _capi.lock_try(lock):
+        _capi.lock_release(lock)
+        return True
+    return False
+
+
 class Arena:
     """A view of the arena: ``header`` and ``slots`` are int64 memoryviews."""
 
@@ -143,7 +150,10 @@ class Arena:
         s = self.slots
         for slot in range(self.nslots):
             base = slot * ISLOT_WORDS
-            if s[base + ID1] == 0:
+            # Skip a free slot whose BUSY is still held: its last interpreter's
+            # destroy() frees the slot just before releasing BUSY, and the new
+            # interpreter would look running (or refuse to run) until then.
+            if s[base + ID1] == 0 and (not s[base + BUSY] or _unheld(s[base + BUSY])):
                 break
         else:
             raise RuntimeError("too many live interpreters (%d)" % self.nslots)

@@ -486,3 +486,24 @@ def test_sigint_while_main_thread_waits_on_busy_interpreter():
         interp.destroy()
     """)
     assert out == "interrupted\nTrue\n"
+
+
+def test_a_new_interpreter_never_gets_a_slot_whose_busy_lock_is_held():
+    # destroy() frees the slot just before it releases the slot's BUSY lock: an
+    # interpreter created in between (another thread) must not land there, or it
+    # looks running and refuses to run until the release.
+    import interpreters
+    from interpreters import _arena, _capi, _interp
+    old = interpreters.create()
+    slot = _interp.slot_of(old.id)
+    busy = _interp._A.word(slot, _arena.BUSY)
+    old.destroy()
+    assert _capi.lock_try(busy)             # as the destroyer still holding it
+    try:
+        new = interpreters.create()
+        assert _interp.slot_of(new.id) != slot
+        assert not new.is_running()
+        new.run("pass")
+    finally:
+        _capi.lock_release(busy)
+    new.destroy()

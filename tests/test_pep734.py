@@ -757,6 +757,44 @@ def test_collection_in_a_subinterpreter_and_at_exit_never_crash():
     assert "Fatal" not in err and err.count("remaining subinterpreters") == 1, err
 
 
+def test_collection_under_thread_and_gc_stress():
+    # Owners dropped by several threads and collected by a GC thread at any moment
+    # (tiny switch interval), while other interpreters are created and run.
+    out, err = assert_python_ok("""if True:
+        import gc, sys, threading
+        sys.setswitchinterval(1e-5)
+        from interpreters import pep734, _interp
+        q = pep734.create_queue()
+        made = []
+        lock = threading.Lock()
+        def worker(n):
+            for i in range(6):
+                interp = pep734.create()
+                with lock:
+                    made.append(interp.id)
+                interp.prepare_main(q=q)
+                interp.exec("q.put(1)")
+                q.get()
+                if i % 2:
+                    box = [interp]; box.append(box)     # left to the cyclic GC
+                del interp
+                q.put(b"x"); q.get()
+        def collector():
+            for _ in range(200):
+                gc.collect()
+        ts = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+        ts.append(threading.Thread(target=collector))
+        for t in ts: t.start()
+        for t in ts: t.join()
+        gc.collect()
+        pep734.list_all()                                 # runs deferred destroys
+        left = [i for i in made if _interp.exists(i)]
+        print(len(made), left)
+        """)
+    assert out == "18 []\n", (out, err)
+    assert "Traceback" not in err, err
+
+
 def test_unbound_before_destroy_items_are_normal():
     q = pep734.create_queue(unbounditems=_queues.UNBOUND_ERROR)
     interp = pep734.create()
